@@ -1,0 +1,115 @@
+# tcache — see README.md.  `make run` starts the daemon, `make check` runs
+# every test.  Both install missing Debian packages first when run as root.
+
+VERSION   = 0.1.0
+SOVERSION = 0
+CC       ?= cc
+BUILD    ?= build
+PYTHON   ?= python3
+PREFIX   ?= /usr/local
+
+DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
+       libcmocka-dev python3 python3-pytest python3-pytest-xdist
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wvla
+CFLAGS  ?= -O2 -g
+# Lazily expanded: pkg-config runs after the deps step has installed it.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"' $(WARN) \
+             $(CFLAGS) $(EXTRA_CFLAGS) -I.
+PKG      = $(shell pkg-config --libs $(1))
+
+PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c
+LIB_SRC    = client/client.c client/hash.c client/collect.c
+DAEMON_SRC = daemon/main.c daemon/server.c daemon/conn.c daemon/log.c \
+             daemon/store.c
+CLI_SRC    = client/tcache.c client/cli.c client/json.c
+UNIT_TESTS = test_codec test_parse test_hash test_store test_client
+
+PROTO_OBJ  = $(PROTO_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+STAMP = $(BUILD)/.deps-ok
+
+.PHONY: all deps run check unit integration acceptance sanitize clean \
+        bench install
+all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
+     $(BUILD)/libtcache.so
+
+deps: $(STAMP)
+$(STAMP): scripts/deps.sh
+	@sh scripts/deps.sh $(DEBS)
+	@mkdir -p $(@D) && touch $@
+
+# Objects are position independent: the same ones go into both libraries.
+$(BUILD)/%.o: %.c | $(STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+# schema.sql is the one definition of the database: compiled in as a string.
+$(BUILD)/schema.h: schema.sql
+	@mkdir -p $(@D)
+	{ echo 'static const char store_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/daemon/store.o: $(BUILD)/schema.h
+$(BUILD)/daemon/store.o: EXTRA_CFLAGS += -I$(BUILD)
+
+$(BUILD)/libtcache.a: $(PROTO_OBJ) $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libtcache.so: $(PROTO_OBJ) $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libtcache.so.$(SOVERSION) $(LDFLAGS) \
+	  $(EXTRA_CFLAGS) -o $@ $^ $(call PKG,libsodium)
+
+$(BUILD)/tcached: $(DAEMON_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(call PKG,libevent sqlite3)
+
+$(BUILD)/tcache: $(CLI_OBJ) $(BUILD)/libtcache.a
+	$(CC) $(LDFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(call PKG,libsodium)
+
+# --- tests ---
+TEST_BIN = $(UNIT_TESTS:%=$(BUILD)/tests/%)
+$(BUILD)/tests/test_codec: $(BUILD)/tests/test_codec.o $(PROTO_OBJ)
+$(BUILD)/tests/test_parse: $(BUILD)/tests/test_parse.o $(PROTO_OBJ)
+$(BUILD)/tests/test_hash: $(BUILD)/tests/test_hash.o $(BUILD)/libtcache.a
+$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o \
+                           $(BUILD)/daemon/store.o $(PROTO_OBJ)
+$(BUILD)/tests/test_client: $(BUILD)/tests/test_client.o $(BUILD)/libtcache.a
+$(TEST_BIN):
+	$(CC) $(LDFLAGS) $(EXTRA_CFLAGS) -o $@ $^ \
+	  $(call PKG,cmocka libsodium sqlite3)
+
+unit: all $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do \
+	  echo "== $$t"; TCACHE_BUILD=$(abspath $(BUILD)) \
+	  TCACHE_VECTORS=$(abspath proto/vectors/vectors.txt) $$t; done
+
+integration: all
+	TCACHE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The shared acceptance script of the core contract, when it is present.
+acceptance: all
+	@if [ -f ../shared/acceptance/core.sh ]; then \
+	  bash ../shared/acceptance/core.sh; \
+	else echo "acceptance: ../shared/acceptance/core.sh not present, skipped"; fi
+
+check: unit integration acceptance
+	@echo "make check: all tests passed"
+
+run: all
+	@./$(BUILD)/tcached --print-paths
+	exec ./$(BUILD)/tcached
+
+# ASan and UBSan over the unit and integration tests, in a build of its own.
+sanitize:
+	$(MAKE) BUILD=build/san CC=$(CC) \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  CFLAGS="-O1 -g" unit integration
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
