@@ -19,7 +19,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"' $(WARN) \
              $(CFLAGS) $(EXTRA_CFLAGS) -I.
 PKG      = $(shell pkg-config --libs $(1))
 
-PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c
+PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c proto/paths.c
 LIB_SRC    = client/client.c client/hash.c client/collect.c
 DAEMON_SRC = daemon/main.c daemon/server.c daemon/conn.c daemon/log.c \
              daemon/store.c

@@ -1,0 +1,590 @@
+/*
+ * One client connection: a bufferevent, a frame reader that checks each
+ * header before it waits for a body, and the dispatch of each request.
+ *
+ * States (enum conn_state): HELLO -> READY <-> WAIT_COMMIT / JOB, and
+ * DRAINING -> DEAD on an error reply.  While a reply waits for the group
+ * commit the rest of the client's input stays unread, so replies keep the
+ * order of requests.  A connection is freed by the server's reaper, never
+ * inside its own callback.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "tcached.h"
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process(struct conn *c);
+
+/* Error codes after which the stream cannot be trusted any more. */
+static int conn_err_fatal(int code)
+{
+	return code != PROTO_E_LIMIT && code != PROTO_E_STORE;
+}
+
+static void conn_send(struct conn *c, const proto_msg *m)
+{
+	proto_buf *b = &c->srv->scratch;
+
+	proto_buf_reset(b);
+	if (proto_encode(b, m) != PROTO_OK) {
+		/* Our own reply over a limit is a bug, not the client's. */
+		log_warn("cannot encode a %s reply for pid %ld",
+		    proto_type_name(m->type), (long)c->pid);
+		conn_close(c);
+		return;
+	}
+	if (bufferevent_write(c->bev, b->data, b->len) != 0)
+		conn_close(c);
+}
+
+static void conn_error(struct conn *c, int code, const char *why)
+{
+	proto_msg m = { .type = PROTO_ERROR };
+
+	m.u.error.code = (uint16_t)code;
+	m.u.error.message = why;
+	conn_send(c, &m);
+	if (c->state != CONN_DEAD && conn_err_fatal(code)) {
+		/* Flush the reply, then close in the write callback. */
+		c->state = CONN_DRAINING;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_close(c);
+	}
+}
+
+static void conn_store_error(struct conn *c, int rc)
+{
+	const char *msg = store_error(c->srv->store);
+
+	conn_error(c, PROTO_E_STORE, msg);
+	server_store_failed(c->srv, rc);
+}
+
+/* Hold reply m until the open transaction commits. */
+static void conn_wait_commit(struct conn *c, const proto_msg *m)
+{
+	proto_buf_reset(&c->reply);
+	if (proto_encode(&c->reply, m) != PROTO_OK) {
+		conn_close(c);
+		return;
+	}
+	c->state = CONN_WAIT_COMMIT;
+	c->listed = 1;
+	TAILQ_INSERT_TAIL(&c->srv->waiting, c, wait_entry);
+	server_schedule_commit(c->srv);
+}
+
+static void conn_hello(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_HELLO | PROTO_REPLY };
+
+	if (req->u.hello.version != TC_PROTO_VERSION) {
+		conn_error(c, PROTO_E_VERSION,
+		    "unsupported protocol version; this tcached speaks 1");
+		return;
+	}
+	m.u.hello.version = TC_PROTO_VERSION;
+	m.u.hello.name = "tcached/" TC_VERSION;
+	c->state = CONN_READY;
+	conn_send(c, &m);
+}
+
+static void conn_status(struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	proto_msg m = { .type = PROTO_STATUS | PROTO_REPLY };
+
+	m.u.status_r.version = (char *)TC_VERSION;
+	m.u.status_r.pid = (uint32_t)getpid();
+	m.u.status_r.uptime_ms = server_now_ms() - c->srv->start_ms;
+	m.u.status_r.socket = (char *)cfg->socket_path;
+	m.u.status_r.db = (char *)cfg->db_path;
+	m.u.status_r.entries = store_entries(c->srv->store);
+	m.u.status_r.ttl_ms = cfg->ttl_ms;
+	m.u.status_r.max_entries = cfg->max_entries;
+	conn_send(c, &m);
+}
+
+static void conn_lookup(struct conn *c, const proto_msg *req)
+{
+	struct store *st = c->srv->store;
+	uint32_t n = req->u.lookup.n;
+	proto_msg m = { .type = PROTO_LOOKUP | PROTO_REPLY };
+	tc_result *res;
+	uint64_t now = server_now_ms();
+	int rc = STORE_OK;
+
+	if ((res = calloc(n ? n : 1, sizeof *res)) == NULL) {
+		conn_error(c, PROTO_E_BUSY, "out of memory");
+		return;
+	}
+	/* Hit counts ride on the group commit; if no transaction can be
+	 * opened (disk full) the lookups are still answered. */
+	if (store_begin(st) == STORE_OK)
+		server_schedule_commit(c->srv);
+	for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = store_lookup(st, req->u.lookup.keys[i], now, &res[i]);
+	if (rc == STORE_OK) {
+		m.u.lookup_r.n = n;
+		m.u.lookup_r.results = res;
+		conn_send(c, &m);
+	} else
+		conn_store_error(c, rc);
+	for (uint32_t i = 0; i < n; i++)
+		proto_result_clear(&res[i]);
+	free(res);
+}
+
+static void conn_record(struct conn *c, const proto_msg *req)
+{
+	struct store *st = c->srv->store;
+	uint32_t n = req->u.record.n;
+	proto_msg m = { .type = PROTO_RECORD | PROTO_REPLY };
+	uint8_t *status;
+	uint64_t now = server_now_ms();
+	int rc, flaky;
+
+	if ((status = calloc(n ? n : 1, 1)) == NULL) {
+		conn_error(c, PROTO_E_BUSY, "out of memory");
+		return;
+	}
+	if ((rc = store_begin(st)) == STORE_OK)
+		rc = store_savepoint(st);
+	for (uint32_t i = 0; i < n && rc == STORE_OK; i++) {
+		flaky = 0;
+		rc = store_record(st, &req->u.record.records[i], now, &flaky);
+		status[i] = flaky ? TC_STORED_FLAKY : TC_STORED;
+	}
+	if (rc == STORE_OK)
+		rc = store_release(st);
+	if (rc != STORE_OK) {
+		if (store_in_txn(st))
+			store_rollback_savepoint(st);
+		conn_store_error(c, rc);
+	} else {
+		m.u.record_r.n = n;
+		m.u.record_r.status = status;
+		conn_wait_commit(c, &m);
+	}
+	free(status);
+}
+
+static void conn_invalidate(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_INVALIDATE | PROTO_REPLY };
+	struct store_filter *f = &c->filter;
+	int rc;
+
+	f->mode = req->u.invalidate.mode;
+	memcpy(f->key, req->u.invalidate.key, sizeof f->key);
+	free(c->filter_arg);
+	if ((c->filter_arg = strdup(req->u.invalidate.arg)) == NULL) {
+		conn_error(c, PROTO_E_BUSY, "out of memory");
+		return;
+	}
+	f->arg = c->filter_arg;
+	if (f->mode == TC_INV_PATH && f->arg[0] != '/') {
+		conn_error(c, PROTO_E_MALFORMED, "invalidate path must be absolute");
+		return;
+	}
+	if (req->u.invalidate.dry_run) {
+		rc = store_invalidate_count(c->srv->store, f,
+		    &m.u.invalidate_r.count);
+		if (rc != STORE_OK)
+			conn_store_error(c, rc);
+		else
+			conn_send(c, &m);
+		free(c->filter_arg);
+		c->filter_arg = NULL;
+		return;
+	}
+	c->job = CONN_JOB_INVALIDATE;
+	c->job_count = 0;
+	c->state = CONN_JOB;
+	c->listed = 1;
+	TAILQ_INSERT_TAIL(&c->srv->jobs, c, wait_entry);
+	server_schedule_jobs(c->srv);
+}
+
+static void conn_stats(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_STATS | PROTO_REPLY };
+	tc_stat *st, *grown;
+	size_t n;
+	int rc;
+
+	if (req->u.stats.reset) {
+		if ((rc = store_begin(c->srv->store)) != STORE_OK) {
+			conn_store_error(c, rc);
+			return;
+		}
+		store_stats_reset(c->srv->store);
+	}
+	if ((rc = store_stats(c->srv->store, &st, &n)) != STORE_OK) {
+		conn_store_error(c, rc);
+		return;
+	}
+	if ((grown = realloc(st, (n + 1) * sizeof *st)) == NULL ||
+	    (grown[n].name = strdup("uptime_ms")) == NULL) {
+		proto_stats_free(grown != NULL ? grown : st, n);
+		conn_error(c, PROTO_E_BUSY, "out of memory");
+		return;
+	}
+	st = grown;
+	st[n++].value = server_now_ms() - c->srv->start_ms;
+	m.u.stats_r.n = (uint32_t)n;
+	m.u.stats_r.stats = st;
+	if (req->u.stats.reset)
+		conn_wait_commit(c, &m);
+	else
+		conn_send(c, &m);
+	proto_stats_free(st, n);
+}
+
+static void conn_list(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_LIST | PROTO_REPLY };
+	tc_entry *e = NULL;
+	size_t n = 0;
+	uint32_t limit = req->u.list.limit;
+	int rc;
+
+	if (limit == 0 || limit > TC_MAX_LIST)
+		limit = TC_MAX_LIST;
+	rc = store_list(c->srv->store, req->u.list.test_glob,
+	    req->u.list.path, req->u.list.after, limit, &e, &n,
+	    &m.u.list_r.next);
+	if (rc != STORE_OK) {
+		conn_store_error(c, rc);
+		return;
+	}
+	m.u.list_r.n = (uint32_t)n;
+	m.u.list_r.entries = e;
+	conn_send(c, &m);
+	proto_entries_free(e, n);
+}
+
+static void conn_explain(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_EXPLAIN | PROTO_REPLY };
+	tc_input *in = NULL;
+	size_t n = 0;
+	int found = 0, rc;
+
+	rc = store_explain(c->srv->store, req->u.explain.project,
+	    req->u.explain.test, &found, &m.u.explain_r.entry, &in, &n);
+	if (rc != STORE_OK) {
+		conn_store_error(c, rc);
+		return;
+	}
+	m.u.explain_r.found = (uint8_t)found;
+	m.u.explain_r.inputs = in;
+	m.u.explain_r.ninputs = (uint32_t)n;
+	conn_send(c, &m);
+	if (found)
+		proto_entry_clear(&m.u.explain_r.entry);
+	proto_inputs_free(in, n);
+}
+
+static void conn_gc(struct conn *c)
+{
+	c->job = CONN_JOB_GC;
+	c->job_count = 0;
+	c->state = CONN_JOB;
+	c->listed = 1;
+	TAILQ_INSERT_TAIL(&c->srv->jobs, c, wait_entry);
+	server_schedule_jobs(c->srv);
+}
+
+static void conn_dispatch(struct conn *c, const proto_msg *m)
+{
+	if (m->type == PROTO_HELLO) {
+		conn_hello(c, m);
+		return;
+	}
+	if (c->state == CONN_HELLO) {
+		conn_error(c, PROTO_E_HANDSHAKE, "HELLO must come first");
+		return;
+	}
+	switch (m->type) {
+	case PROTO_STATUS:	conn_status(c); break;
+	case PROTO_LOOKUP:	conn_lookup(c, m); break;
+	case PROTO_RECORD:	conn_record(c, m); break;
+	case PROTO_INVALIDATE:	conn_invalidate(c, m); break;
+	case PROTO_STATS:	conn_stats(c, m); break;
+	case PROTO_LIST:	conn_list(c, m); break;
+	case PROTO_EXPLAIN:	conn_explain(c, m); break;
+	case PROTO_GC:		conn_gc(c); break;
+	default:
+		/* A reply type sent to us: well formed, but not a request. */
+		conn_error(c, PROTO_E_UNKNOWN, "not a request type");
+		break;
+	}
+}
+
+/* Takes whole frames off the input while the connection may answer. */
+static void conn_process(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint8_t hdr[TC_FRAME_HEADER], *body;
+	char why[128];
+	uint32_t len;
+	proto_msg m;
+	int rc;
+
+	while (c->state == CONN_HELLO || c->state == CONN_READY) {
+		if (evbuffer_get_length(out) > CONN_OUT_HIGH) {
+			c->paused = 1;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		if (evbuffer_copyout(in, hdr, sizeof hdr) < (ev_ssize_t)sizeof hdr)
+			return;
+		if ((rc = proto_frame_len(hdr, &len)) != PROTO_OK) {
+			conn_error(c, rc, rc == PROTO_E_TOO_LARGE ?
+			    "frame over 4 MiB" : "empty frame");
+			return;
+		}
+		if (evbuffer_get_length(in) < sizeof hdr + len)
+			return;
+		if ((body = evbuffer_pullup(in, (ev_ssize_t)(sizeof hdr + len))) == NULL) {
+			conn_error(c, PROTO_E_BUSY, "out of memory");
+			return;
+		}
+		rc = proto_decode(body + sizeof hdr, len, &m, why, sizeof why);
+		evbuffer_drain(in, sizeof hdr + len);
+		if (rc != PROTO_OK) {
+			conn_error(c, rc, why);
+			continue;
+		}
+		conn_dispatch(c, &m);
+		proto_msg_free(&m);
+	}
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_process(arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->state == CONN_DRAINING && left == 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->paused && left < CONN_OUT_LOW) {
+		c->paused = 0;
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT)
+		log_info("closing idle connection of pid %ld", (long)c->pid);
+	conn_close(c);
+}
+
+/* Called by the server after a group commit, or its failure. */
+void conn_deliver(struct conn *c, int committed)
+{
+	c->listed = 0;
+	if (c->state == CONN_DEAD) {
+		conn_close(c);
+		return;
+	}
+	c->state = CONN_READY;
+	if (committed) {
+		if (bufferevent_write(c->bev, c->reply.data, c->reply.len) != 0) {
+			conn_close(c);
+			return;
+		}
+	} else
+		conn_error(c, PROTO_E_STORE, store_error(c->srv->store));
+	proto_buf_reset(&c->reply);
+	if (c->state == CONN_READY) {
+		bufferevent_enable(c->bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+/* One bounded step of the connection's invalidate or gc job.  When it has
+ * done all it must, its reply waits for the commit of its last step. */
+void conn_job_step(struct conn *c)
+{
+	struct store *st = c->srv->store;
+	proto_msg m = { .type = PROTO_GC | PROTO_REPLY };
+	uint64_t removed = 0;
+	int rc;
+
+	if (c->state == CONN_DEAD || c->srv->stopping) {
+		TAILQ_REMOVE(&c->srv->jobs, c, wait_entry);
+		c->listed = 0;
+		if (c->state == CONN_DEAD)
+			conn_close(c);
+		else
+			conn_error(c, PROTO_E_BUSY, "tcached is shutting down");
+		return;
+	}
+	if ((rc = store_begin(st)) == STORE_OK) {
+		if (c->job == CONN_JOB_GC)
+			rc = store_sweep_step(st, server_now_ms(),
+			    SERVER_STEP_ROWS, &removed);
+		else
+			rc = store_invalidate_step(st, &c->filter,
+			    SERVER_STEP_ROWS, &removed);
+	}
+	server_schedule_commit(c->srv);
+	c->job_count += removed;
+	if (rc == STORE_OK && removed == SERVER_STEP_ROWS)
+		return;			/* more to do on the next turn */
+	TAILQ_REMOVE(&c->srv->jobs, c, wait_entry);
+	c->listed = 0;
+	free(c->filter_arg);
+	c->filter_arg = NULL;
+	if (rc != STORE_OK) {
+		c->state = CONN_READY;
+		conn_store_error(c, rc);
+		return;
+	}
+	if (c->job == CONN_JOB_GC)
+		m.u.gc_r.removed = c->job_count;
+	else {
+		m.type = PROTO_INVALIDATE | PROTO_REPLY;
+		m.u.invalidate_r.count = c->job_count;
+	}
+	c->job = CONN_JOB_NONE;
+	conn_wait_commit(c, &m);
+}
+
+static int conn_peer_allowed(const struct config *cfg, uid_t uid, gid_t gid)
+{
+	if (uid == geteuid() || uid == 0)
+		return 1;
+	for (size_t i = 0; i < cfg->nallow_uid; i++)
+		if (cfg->allow_uid[i] == uid)
+			return 1;
+	for (size_t i = 0; i < cfg->nallow_gid; i++)
+		if (cfg->allow_gid[i] == gid)
+			return 1;
+	return 0;
+}
+
+/* Best effort: the peer is about to be dropped anyway. */
+static void conn_refuse(int fd, int code, const char *why)
+{
+	proto_buf b;
+	proto_msg m = { .type = PROTO_ERROR };
+
+	m.u.error.code = (uint16_t)code;
+	m.u.error.message = why;
+	proto_buf_init(&b);
+	if (proto_encode(&b, &m) == PROTO_OK)
+		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	proto_buf_free(&b);
+	close(fd);
+}
+
+void conn_accept(struct server *srv, int fd)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof cred;
+	struct timeval idle;
+	struct conn *c;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+		log_warn("SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	if (!conn_peer_allowed(srv->cfg, cred.uid, cred.gid)) {
+		log_warn("refused connection from uid %ld gid %ld (pid %ld)",
+		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
+		conn_refuse(fd, PROTO_E_DENIED, "uid not allowed by tcached");
+		return;
+	}
+	if (srv->stopping || srv->nconns >= srv->cfg->max_clients) {
+		conn_refuse(fd, PROTO_E_BUSY, srv->stopping ?
+		    "tcached is shutting down" : "too many connections");
+		return;
+	}
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	c->state = CONN_HELLO;
+	proto_buf_init(&c->reply);
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	idle.tv_sec = (time_t)(srv->cfg->idle_ms / 1000);
+	idle.tv_usec = (suseconds_t)(srv->cfg->idle_ms % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->nconns++;
+}
+
+/* Marks c closed; the server's reaper frees it once no list holds it. */
+void conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_DEAD;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_REMOVE(&srv->conns, c, entry);
+	TAILQ_INSERT_TAIL(&srv->dead, c, entry);
+	srv->nconns--;
+	event_active(srv->ev_reap, EV_TIMEOUT, 0);
+}
+
+void conn_free(struct conn *c)
+{
+	bufferevent_free(c->bev);
+	proto_buf_free(&c->reply);
+	free(c->filter_arg);
+	free(c);
+}
+
+/* Shutdown: a connection with nothing in flight is closed once its
+ * output is flushed; one waiting on a commit is answered first. */
+void conn_shutdown(struct conn *c)
+{
+	if (c->state == CONN_HELLO || c->state == CONN_READY) {
+		c->state = CONN_DRAINING;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_close(c);
+	}
+}

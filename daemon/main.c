@@ -1,0 +1,220 @@
+/*
+ * tcached: the tcache daemon.  Parses its options, then hands over to the
+ * server.  Runs in the foreground and logs to stderr: a service manager
+ * (systemd, launchd, a CI job) is the norm.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcached.h"
+
+static const char main_usage[] =
+"usage: tcached [options]\n"
+"\n"
+"The tcache daemon: keeps test outcomes in SQLite and answers tcache clients\n"
+"on a Unix socket.  Runs in the foreground and logs to stderr.\n"
+"\n"
+"  --socket PATH       socket (default: $TCACHE_SOCKET, else\n"
+"                      $XDG_RUNTIME_DIR/tcache/tcached.sock, else\n"
+"                      /tmp/tcache-$UID/tcached.sock)\n"
+"  --db PATH           database (default: $TCACHE_DB, else\n"
+"                      $XDG_STATE_HOME/tcache/tcache.db, else\n"
+"                      ~/.local/state/tcache/tcache.db)\n"
+"  --ttl DUR           how long a record lives (default 24h; 500ms 30s 90m 7d)\n"
+"  --max-entries N     keep at most N entries, evicting the least recently\n"
+"                      used (default: no bound)\n"
+"  --idle-timeout DUR  close a client silent this long (default 60s)\n"
+"  --max-clients N     connections at once (default 1024)\n"
+"  --allow-uid UID     also serve this user (name or number; repeatable);\n"
+"                      the socket is then open to others, who are checked\n"
+"                      by their credentials (SO_PEERCRED)\n"
+"  --allow-gid GID     also serve this group (name or number; repeatable)\n"
+"  --sync MODE         normal (default: a crash of tcached loses nothing\n"
+"                      acknowledged) or full (a power loss neither)\n"
+"  --log FILE          log to FILE instead of stderr; SIGHUP reopens it\n"
+"  --version           print the version and exit\n"
+"  --help              print this help and exit\n"
+"\n"
+"Signals: SIGTERM and SIGINT stop it cleanly, SIGHUP reopens the log.\n"
+"A listening socket passed by systemd (LISTEN_FDS) is used when present.\n";
+
+enum {
+	OPT_SOCKET = 256, OPT_DB, OPT_TTL, OPT_MAX_ENTRIES, OPT_IDLE,
+	OPT_MAX_CLIENTS, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SYNC, OPT_LOG,
+	OPT_VERSION, OPT_HELP
+};
+
+static const struct option main_options[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "max-entries", required_argument, NULL, OPT_MAX_ENTRIES },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+	{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+	{ "sync", required_argument, NULL, OPT_SYNC },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+static int main_bad(const char *opt, const char *arg, const char *what)
+{
+	fprintf(stderr, "tcached: %s %s: %s\n", opt, arg, what);
+	return -1;
+}
+
+static int main_id(const char *arg, int group, uint32_t *out)
+{
+	uint64_t v;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (parse_u64(arg, &v) == 0 && v < UINT32_MAX) {
+		*out = (uint32_t)v;
+		return 0;
+	}
+	if (group && (gr = getgrnam(arg)) != NULL) {
+		*out = gr->gr_gid;
+		return 0;
+	}
+	if (!group && (pw = getpwnam(arg)) != NULL) {
+		*out = pw->pw_uid;
+		return 0;
+	}
+	return -1;
+}
+
+static int main_allow(struct config *cfg, int group, const char *arg)
+{
+	size_t *n = group ? &cfg->nallow_gid : &cfg->nallow_uid;
+	uint32_t id;
+
+	if (*n >= SERVER_MAX_ALLOW)
+		return main_bad(group ? "--allow-gid" : "--allow-uid", arg,
+		    "too many (at most 16)");
+	if (main_id(arg, group, &id) != 0)
+		return main_bad(group ? "--allow-gid" : "--allow-uid", arg,
+		    group ? "no such group" : "no such user");
+	if (group)
+		cfg->allow_gid[(*n)++] = (gid_t)id;
+	else
+		cfg->allow_uid[(*n)++] = (uid_t)id;
+	return 0;
+}
+
+static int main_option(struct config *cfg, int opt, const char *arg)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_SOCKET:
+		cfg->socket_path = arg;
+		return 0;
+	case OPT_DB:
+		cfg->db_path = arg;
+		return 0;
+	case OPT_LOG:
+		cfg->log_path = arg;
+		return 0;
+	case OPT_TTL:
+		if (parse_duration_ms(arg, &cfg->ttl_ms) != 0 || cfg->ttl_ms == 0)
+			return main_bad("--ttl", arg, "not a duration (24h, 90m, 7d)");
+		return 0;
+	case OPT_IDLE:
+		if (parse_duration_ms(arg, &cfg->idle_ms) != 0 || cfg->idle_ms == 0)
+			return main_bad("--idle-timeout", arg, "not a duration");
+		return 0;
+	case OPT_MAX_ENTRIES:
+		if (parse_u64(arg, &cfg->max_entries) != 0)
+			return main_bad("--max-entries", arg, "not a number");
+		return 0;
+	case OPT_MAX_CLIENTS:
+		if (parse_u64(arg, &v) != 0 || v == 0 || v > 1000000)
+			return main_bad("--max-clients", arg, "not in 1..1000000");
+		cfg->max_clients = (unsigned)v;
+		return 0;
+	case OPT_ALLOW_UID:
+	case OPT_ALLOW_GID:
+		return main_allow(cfg, opt == OPT_ALLOW_GID, arg);
+	case OPT_SYNC:
+		if (strcmp(arg, "normal") != 0 && strcmp(arg, "full") != 0)
+			return main_bad("--sync", arg, "must be normal or full");
+		cfg->sync_full = strcmp(arg, "full") == 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* 0 to run, 1 to exit 0 (help, version), -1 for a usage error. */
+static int main_parse(struct config *cfg, int argc, char **argv)
+{
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "", main_options, NULL)) != -1) {
+		if (opt == OPT_HELP) {
+			fputs(main_usage, stdout);
+			return 1;
+		}
+		if (opt == OPT_VERSION) {
+			printf("tcached %s\n", TC_VERSION);
+			return 1;
+		}
+		if (opt == '?' || main_option(cfg, opt, optarg) != 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tcached: unexpected argument %s\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static char sock[PATH_MAX], db[PATH_MAX];
+	struct config cfg = {
+		.ttl_ms = SERVER_DEFAULT_TTL_MS,
+		.idle_ms = SERVER_DEFAULT_IDLE_MS,
+		.max_clients = SERVER_DEFAULT_MAX_CLIENTS,
+	};
+	struct server srv;
+	int rc;
+
+	if ((rc = main_parse(&cfg, argc, argv)) != 0) {
+		if (rc < 0)
+			fputs("usage: tcached [--socket PATH] [--db PATH] "
+			    "[--ttl DUR] ... (tcached --help)\n", stderr);
+		return rc < 0 ? 2 : 0;
+	}
+	if (cfg.socket_path == NULL &&
+	    (cfg.socket_path = tc_default_socket(sock, sizeof sock)) == NULL) {
+		fputs("tcached: the default socket path is too long\n", stderr);
+		return 1;
+	}
+	if (cfg.db_path == NULL &&
+	    (cfg.db_path = tc_default_db(db, sizeof db)) == NULL) {
+		fputs("tcached: no database path: set --db, $TCACHE_DB or $HOME\n",
+		    stderr);
+		return 1;
+	}
+	if (log_open(cfg.log_path) != 0) {
+		fprintf(stderr, "tcached: cannot open log %s: %s\n",
+		    cfg.log_path, strerror(errno));
+		return 1;
+	}
+	rc = server_init(&srv, &cfg) == 0 && server_run(&srv) == 0 ? 0 : 1;
+	server_free(&srv);
+	if (rc == 0)
+		log_info("stopped");
+	log_close();
+	return rc;
+}

@@ -1,0 +1,127 @@
+/*
+ * tcached's internal header: the shared structs, and every module's
+ * functions under a heading named after its file.
+ */
+#ifndef TCACHED_H
+#define TCACHED_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#include "../proto/proto.h"
+#include "store.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct bufferevent;
+
+/* Daemon limits and defaults, with their units. */
+#define SERVER_DEFAULT_TTL_MS (24ull * 3600 * 1000)	/* DESIGN.md: 24 hours */
+#define SERVER_DEFAULT_IDLE_MS (60ull * 1000)	/* idle client: 60 s */
+#define SERVER_DEFAULT_MAX_CLIENTS 1024u	/* connections at once */
+#define SERVER_MAX_ALLOW 16			/* --allow-uid/--allow-gid entries */
+#define SERVER_SWEEP_MS 1000u			/* expiry sweep period */
+#define SERVER_STEP_ROWS 256u			/* rows a sweep/invalidate step
+						   deletes: ~1-2 ms of SQLite */
+#define SERVER_ACCEPT_PAUSE_MS 1000u		/* after EMFILE/ENFILE */
+#define SERVER_SHUTDOWN_MS 2000u		/* grace for in-flight replies */
+#define CONN_OUT_HIGH (8u * 1024 * 1024)	/* stop reading a client whose
+						   unread replies pass this */
+#define CONN_OUT_LOW (1u * 1024 * 1024)		/* and resume below this */
+
+struct config {
+	const char *socket_path;
+	const char *db_path;
+	const char *log_path;		/* NULL: stderr */
+	uint64_t ttl_ms;
+	uint64_t max_entries;		/* 0: unbounded */
+	uint64_t idle_ms;
+	unsigned max_clients;
+	int sync_full;
+	uid_t allow_uid[SERVER_MAX_ALLOW];
+	size_t nallow_uid;
+	gid_t allow_gid[SERVER_MAX_ALLOW];
+	size_t nallow_gid;
+};
+
+enum conn_state {
+	CONN_HELLO,		/* waiting for HELLO */
+	CONN_READY,		/* reading and answering frames in order */
+	CONN_WAIT_COMMIT,	/* reply held until the group commit; input
+				   left unread so replies stay in order */
+	CONN_JOB,		/* a multi-step invalidate or gc is running */
+	CONN_DRAINING,		/* an error reply is being flushed; then close */
+	CONN_DEAD		/* closed; freed by the reaper */
+};
+
+enum conn_job { CONN_JOB_NONE, CONN_JOB_INVALIDATE, CONN_JOB_GC };
+
+struct conn {
+	TAILQ_ENTRY(conn) entry;	/* server's conns, or its dead list */
+	TAILQ_ENTRY(conn) wait_entry;	/* server's waiting or jobs list */
+	struct server *srv;
+	struct bufferevent *bev;
+	enum conn_state state;
+	int listed;			/* on a waiting or jobs list */
+	int paused;			/* output backed up: not reading */
+	uid_t uid;
+	pid_t pid;
+	proto_buf reply;		/* held until commit */
+	enum conn_job job;
+	struct store_filter filter;
+	char *filter_arg;
+	uint64_t job_count;
+};
+TAILQ_HEAD(conn_list, conn);
+
+struct server {
+	struct event_base *base;
+	const struct config *cfg;
+	struct store *store;
+	struct evconnlistener *listener;
+	int lock_fd;
+	int unlink_socket;		/* we bound it: remove it at exit */
+	dev_t sock_dev;
+	ino_t sock_ino;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_sweep, *ev_commit,
+	    *ev_jobs, *ev_reap, *ev_resume, *ev_deadline;
+	struct conn_list conns;
+	struct conn_list dead;
+	struct conn_list waiting;
+	struct conn_list jobs;
+	unsigned nconns;
+	uint64_t start_ms;
+	int stopping;
+	proto_buf scratch;		/* encoding of immediate replies */
+};
+
+/* server.c */
+int server_init(struct server *srv, const struct config *cfg);
+int server_run(struct server *srv);
+void server_free(struct server *srv);
+uint64_t server_now_ms(void);
+void server_schedule_commit(struct server *srv);
+void server_schedule_jobs(struct server *srv);
+void server_store_failed(struct server *srv, int rc);
+
+/* conn.c */
+void conn_accept(struct server *srv, int fd);
+void conn_close(struct conn *c);
+void conn_free(struct conn *c);
+void conn_deliver(struct conn *c, int committed);
+void conn_job_step(struct conn *c);
+void conn_shutdown(struct conn *c);
+
+/* log.c */
+int log_open(const char *path);
+void log_reopen(void);
+void log_close(void);
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Copies s into buf with unprintable bytes as '?', for logging client data. */
+const char *log_scrub(const char *s, char *buf, size_t len);
+
+#endif
