@@ -5,7 +5,8 @@ VERSION   = 0.1.0
 SOVERSION = 0
 CC       ?= cc
 BUILD    ?= build
-PYTHON   ?= python3
+# Debian's interpreter, which has python3-pytest, ahead of any other on PATH.
+PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 PREFIX   ?= /usr/local
 
 DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
@@ -100,7 +101,6 @@ check: unit integration acceptance
 	@echo "make check: all tests passed"
 
 run: all
-	@./$(BUILD)/tcached --print-paths
 	exec ./$(BUILD)/tcached
 
 # ASan and UBSan over the unit and integration tests, in a build of its own.
