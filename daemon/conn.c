@@ -25,6 +25,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process(struct conn *c);
+static void conn_start_job(struct conn *c, enum conn_job job);
 
 /* Error codes after which the stream cannot be trusted any more. */
 static int conn_err_fatal(int code)
@@ -82,6 +83,7 @@ static void conn_wait_commit(struct conn *c, const proto_msg *m)
 	}
 	c->state = CONN_WAIT_COMMIT;
 	c->listed = 1;
+	bufferevent_disable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&c->srv->waiting, c, wait_entry);
 	server_schedule_commit(c->srv);
 }
@@ -210,12 +212,7 @@ static void conn_invalidate(struct conn *c, const proto_msg *req)
 		c->filter_arg = NULL;
 		return;
 	}
-	c->job = CONN_JOB_INVALIDATE;
-	c->job_count = 0;
-	c->state = CONN_JOB;
-	c->listed = 1;
-	TAILQ_INSERT_TAIL(&c->srv->jobs, c, wait_entry);
-	server_schedule_jobs(c->srv);
+	conn_start_job(c, CONN_JOB_INVALIDATE);
 }
 
 static void conn_stats(struct conn *c, const proto_msg *req)
@@ -298,12 +295,14 @@ static void conn_explain(struct conn *c, const proto_msg *req)
 	proto_inputs_free(in, n);
 }
 
-static void conn_gc(struct conn *c)
+/* Input stays unread while the job runs, so replies keep their order. */
+static void conn_start_job(struct conn *c, enum conn_job job)
 {
-	c->job = CONN_JOB_GC;
+	c->job = job;
 	c->job_count = 0;
 	c->state = CONN_JOB;
 	c->listed = 1;
+	bufferevent_disable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&c->srv->jobs, c, wait_entry);
 	server_schedule_jobs(c->srv);
 }
@@ -326,7 +325,7 @@ static void conn_dispatch(struct conn *c, const proto_msg *m)
 	case PROTO_STATS:	conn_stats(c, m); break;
 	case PROTO_LIST:	conn_list(c, m); break;
 	case PROTO_EXPLAIN:	conn_explain(c, m); break;
-	case PROTO_GC:		conn_gc(c); break;
+	case PROTO_GC:		conn_start_job(c, CONN_JOB_GC); break;
 	default:
 		/* A reply type sent to us: well formed, but not a request. */
 		conn_error(c, PROTO_E_UNKNOWN, "not a request type");
@@ -466,6 +465,7 @@ void conn_job_step(struct conn *c)
 	c->filter_arg = NULL;
 	if (rc != STORE_OK) {
 		c->state = CONN_READY;
+		bufferevent_enable(c->bev, EV_READ);
 		conn_store_error(c, rc);
 		return;
 	}

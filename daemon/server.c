@@ -256,9 +256,9 @@ static void server_resume_cb(evutil_socket_t fd, short what, void *arg)
 void server_schedule_commit(struct server *srv)
 {
 	/* Runs after every callback already active in this turn of the
-	 * loop, so all clients that spoke in this turn share one commit. */
-	if (!event_pending(srv->ev_commit, EV_TIMEOUT, NULL))
-		event_active(srv->ev_commit, EV_TIMEOUT, 0);
+	 * loop, so all clients that spoke in this turn share one commit.
+	 * Activating an active event again is a no-op. */
+	event_active(srv->ev_commit, EV_TIMEOUT, 0);
 }
 
 void server_schedule_jobs(struct server *srv)
