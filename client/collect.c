@@ -1,0 +1,420 @@
+/*
+ * Turning the paths a caller names (--dep) into the declared inputs of a
+ * key: each file hashed and named relative to the project root, so that a
+ * moved checkout keeps its keys (proto/PROTOCOL.md, "Keys").
+ *
+ * Naming: a directory is resolved with realpath and walked; an existing
+ * file is named by the realpath of its directory and its own name, so a
+ * symbolic link keeps its name (as in a walk) and is hashed by its target's
+ * bytes; a missing path is named the same way when its directory exists,
+ * else by lexical normalisation against the current directory.  Walks skip
+ * .git directories, do not follow symbolic links to directories, and skip
+ * fifos, sockets and devices.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../proto/proto.h"
+#include "tcache.h"
+
+/*
+ * Raw inputs gathered before duplicates are removed; more than the
+ * TC_MAX_INPUTS a record can carry, so that naming one directory twice
+ * does not fail, but a bound on a walk of a huge tree.
+ */
+#define COLLECT_MAX_RAW (4u * TC_MAX_INPUTS)
+
+struct collect {
+	char root[TC_MAX_PATH + 1];	/* realpath of the project root */
+	size_t rootlen;
+	tc_input *v;			/* inputs so far, each path malloc'd */
+	size_t n;
+	size_t cap;
+	char *err;			/* the caller's message buffer */
+	size_t errlen;
+	char path[TC_MAX_PATH + 1];	/* absolute path being walked */
+};
+
+static void collect_error(struct collect *, const char *, ...)
+	__attribute__((format(printf, 2, 3)));
+static tc_status collect_walk(struct collect *, size_t);
+
+static void collect_error(struct collect *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err == NULL || c->errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->err, c->errlen, fmt, ap);
+	va_end(ap);
+}
+
+static tc_status collect_errno(struct collect *c, const char *path, int error)
+{
+	collect_error(c, "%s: %s", path, strerror(error));
+	if (error == ENAMETOOLONG)
+		return TC_EINVAL;
+	return error == ENOMEM ? TC_ENOMEM : TC_EIO;
+}
+
+/* The name an absolute path has in an input: relative when under root. */
+static const char *collect_name(const struct collect *c, const char *abs)
+{
+	if (strcmp(c->root, "/") == 0)
+		return abs + 1;
+	if (strncmp(abs, c->root, c->rootlen) == 0 && abs[c->rootlen] == '/')
+		return abs + c->rootlen + 1;
+	return abs;
+}
+
+static tc_status collect_add(struct collect *c, const char *abs,
+			     const uint8_t *digest)
+{
+	tc_input *nv;
+	size_t ncap;
+
+	if (c->n == c->cap) {
+		if (c->cap >= COLLECT_MAX_RAW) {
+			collect_error(c, "%s: more than %u inputs", abs,
+			    TC_MAX_INPUTS);
+			return TC_EINVAL;
+		}
+		ncap = c->cap == 0 ? 64 : 2 * c->cap;
+		if ((nv = reallocarray(c->v, ncap, sizeof *nv)) == NULL)
+			return collect_errno(c, abs, ENOMEM);
+		c->v = nv;
+		c->cap = ncap;
+	}
+	if ((c->v[c->n].path = strdup(collect_name(c, abs))) == NULL)
+		return collect_errno(c, abs, ENOMEM);
+	c->v[c->n].kind = TC_INPUT_FILE;
+	if (digest != NULL)
+		memcpy(c->v[c->n].digest, digest, TC_DIGEST_BYTES);
+	else
+		memset(c->v[c->n].digest, 0, TC_DIGEST_BYTES);
+	c->n++;
+	return TC_OK;
+}
+
+/* A file that vanished since it was listed is missing: all-zero digest. */
+static tc_status collect_file(struct collect *c, const char *abs)
+{
+	uint8_t digest[TC_DIGEST_BYTES];
+	tc_status rc;
+
+	if ((rc = tc_hash_file(abs, digest)) == TC_OK)
+		return collect_add(c, abs, digest);
+	if (rc == TC_EIO && errno == ENOENT)
+		return collect_add(c, abs, NULL);
+	if (rc == TC_EIO)
+		return collect_errno(c, abs, errno);
+	return collect_errno(c, abs, ENOMEM);
+}
+
+/* A symbolic link met in a walk: a file by its target's bytes, missing
+ * when it dangles, skipped when it leads to a directory or a device. */
+static tc_status collect_link(struct collect *c, const char *abs)
+{
+	struct stat sb;
+
+	if (stat(abs, &sb) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+			return collect_add(c, abs, NULL);
+		return collect_errno(c, abs, errno);
+	}
+	if (S_ISREG(sb.st_mode))
+		return collect_file(c, abs);
+	return TC_OK;
+}
+
+/* One entry of the directory c->path[0..len): its path is left in c->path. */
+static tc_status collect_entry(struct collect *c, size_t len, const char *name)
+{
+	struct stat sb;
+	size_t nlen = strlen(name), sep = c->path[len - 1] != '/';
+
+	if (len + sep + nlen > TC_MAX_PATH) {
+		c->path[len] = '\0';
+		collect_error(c, "%s/%s: path too long", c->path, name);
+		return TC_EINVAL;
+	}
+	if (sep)
+		c->path[len] = '/';
+	memcpy(c->path + len + sep, name, nlen + 1);
+	if (lstat(c->path, &sb) == -1) {
+		if (errno == ENOENT)
+			return TC_OK;
+		return collect_errno(c, c->path, errno);
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		if (strcmp(name, ".git") == 0)
+			return TC_OK;
+		return collect_walk(c, len + sep + nlen);
+	}
+	if (S_ISLNK(sb.st_mode))
+		return collect_link(c, c->path);
+	if (S_ISREG(sb.st_mode))
+		return collect_file(c, c->path);
+	return TC_OK;
+}
+
+/* Walks the directory whose absolute path is c->path[0..len). */
+static tc_status collect_walk(struct collect *c, size_t len)
+{
+	struct dirent *de;
+	DIR *d;
+	tc_status rc = TC_OK;
+
+	c->path[len] = '\0';
+	if ((d = opendir(c->path)) == NULL)
+		return collect_errno(c, c->path, errno);
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL) {
+			if (errno != 0) {
+				c->path[len] = '\0';
+				rc = collect_errno(c, c->path, errno);
+			}
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if ((rc = collect_entry(c, len, de->d_name)) != TC_OK)
+			break;
+	}
+	closedir(d);
+	c->path[len] = '\0';
+	return rc;
+}
+
+static tc_status collect_realpath(struct collect *c, const char *path,
+				  char *out)
+{
+	char *r;
+	size_t len;
+
+	if ((r = realpath(path, NULL)) == NULL)
+		return collect_errno(c, path, errno);
+	if ((len = strlen(r)) > TC_MAX_PATH) {
+		collect_error(c, "%s: path too long", path);
+		free(r);
+		return TC_EINVAL;
+	}
+	memcpy(out, r, len + 1);
+	free(r);
+	return TC_OK;
+}
+
+/*
+ * Makes path absolute against the current directory and removes ".", ".."
+ * and repeated slashes without looking at the file system.
+ */
+static tc_status collect_lexical(struct collect *c, const char *path, char *out)
+{
+	char *buf, *p, *save = NULL;
+	size_t len = 0, clen, need;
+
+	if ((buf = malloc(2 * TC_MAX_PATH + 2)) == NULL)
+		return collect_errno(c, path, ENOMEM);
+	buf[0] = '\0';
+	if (path[0] != '/' && getcwd(buf, TC_MAX_PATH + 1) == NULL) {
+		free(buf);
+		return collect_errno(c, path, errno);
+	}
+	if (strlen(path) > TC_MAX_PATH) {
+		free(buf);
+		collect_error(c, "%s: path too long", path);
+		return TC_EINVAL;
+	}
+	strcat(buf, "/");
+	strcat(buf, path);
+	for (p = strtok_r(buf, "/", &save); p != NULL;
+	    p = strtok_r(NULL, "/", &save)) {
+		if (strcmp(p, ".") == 0)
+			continue;
+		if (strcmp(p, "..") == 0) {
+			while (len > 0 && out[--len] != '/')
+				;
+			continue;
+		}
+		clen = strlen(p);
+		if ((need = len + 1 + clen) > TC_MAX_PATH) {
+			free(buf);
+			collect_error(c, "%s: path too long", path);
+			return TC_EINVAL;
+		}
+		out[len] = '/';
+		memcpy(out + len + 1, p, clen);
+		len = need;
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+	free(buf);
+	return TC_OK;
+}
+
+/*
+ * The realpath of path's directory joined with its last component; -1
+ * (nothing said in err) when the directory cannot be resolved or the last
+ * component is not a plain name.
+ */
+static int collect_parent(const char *path, char *out)
+{
+	char dir[TC_MAX_PATH + 1];
+	const char *base, *slash = strrchr(path, '/');
+	char *r;
+	size_t dlen, blen;
+
+	base = slash == NULL ? path : slash + 1;
+	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return -1;
+	if (slash == NULL)
+		memcpy(dir, ".", 2);
+	else if ((dlen = (size_t)(slash - path)) > TC_MAX_PATH)
+		return -1;
+	else if (dlen == 0)
+		memcpy(dir, "/", 2);
+	else {
+		memcpy(dir, path, dlen);
+		dir[dlen] = '\0';
+	}
+	if ((r = realpath(dir, NULL)) == NULL)
+		return -1;
+	dlen = strlen(r);
+	blen = strlen(base);
+	if (dlen + 1 + blen > TC_MAX_PATH) {
+		free(r);
+		return -1;
+	}
+	memcpy(out, r, dlen);
+	free(r);
+	if (dlen > 1)
+		out[dlen++] = '/';
+	memcpy(out + dlen, base, blen + 1);
+	return 0;
+}
+
+static tc_status collect_missing(struct collect *c, const char *path)
+{
+	tc_status rc;
+
+	if (collect_parent(path, c->path) == -1 &&
+	    (rc = collect_lexical(c, path, c->path)) != TC_OK)
+		return rc;
+	return collect_add(c, c->path, NULL);
+}
+
+static tc_status collect_path(struct collect *c, const char *path)
+{
+	struct stat sb;
+	tc_status rc;
+
+	if (path == NULL || *path == '\0') {
+		collect_error(c, "empty path");
+		return TC_EINVAL;
+	}
+	if (stat(path, &sb) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return collect_missing(c, path);
+		return collect_errno(c, path, errno);
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		if ((rc = collect_realpath(c, path, c->path)) != TC_OK)
+			return rc;
+		return collect_walk(c, strlen(c->path));
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		collect_error(c, "%s: not a regular file or directory", path);
+		return TC_EINVAL;
+	}
+	if (collect_parent(path, c->path) == -1 &&
+	    (rc = collect_realpath(c, path, c->path)) != TC_OK)
+		return rc;
+	return collect_file(c, c->path);
+}
+
+static int collect_cmp(const void *a, const void *b)
+{
+	return strcmp(((const tc_input *)a)->path, ((const tc_input *)b)->path);
+}
+
+/* Sorts and drops repeated paths (a file named twice, or also in a
+ * directory named), keeping the first. */
+static void collect_sort(struct collect *c)
+{
+	size_t i, j = 0;
+
+	if (c->n == 0)
+		return;
+	qsort(c->v, c->n, sizeof *c->v, collect_cmp);
+	for (i = 1; i < c->n; i++) {
+		if (strcmp(c->v[i].path, c->v[j].path) == 0)
+			free(c->v[i].path);
+		else
+			c->v[++j] = c->v[i];
+	}
+	c->n = j + 1;
+}
+
+static tc_status collect_all(struct collect *c, const char *root,
+			     const char *const *paths, size_t npaths)
+{
+	tc_status rc;
+
+	if ((rc = collect_realpath(c, root, c->root)) != TC_OK)
+		return rc;
+	c->rootlen = strlen(c->root);
+	for (size_t i = 0; i < npaths; i++) {
+		if ((rc = collect_path(c, paths[i])) != TC_OK)
+			return rc;
+	}
+	collect_sort(c);
+	if (c->n > TC_MAX_INPUTS) {
+		collect_error(c, "more than %u inputs", TC_MAX_INPUTS);
+		return TC_EINVAL;
+	}
+	return TC_OK;
+}
+
+tc_status tc_inputs_collect(const char *root, const char *const *paths,
+			    size_t npaths, tc_input **out, size_t *nout,
+			    char *err, size_t errlen)
+{
+	struct collect *c;
+	tc_status rc;
+
+	*out = NULL;
+	*nout = 0;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (npaths > 0 && paths == NULL)
+		return TC_EINVAL;
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return TC_ENOMEM;
+	c->err = err;
+	c->errlen = errlen;
+	rc = collect_all(c, root != NULL ? root : ".", paths, npaths);
+	if (rc != TC_OK) {
+		proto_inputs_free(c->v, c->n);
+		free(c);
+		return rc;
+	}
+	*out = c->v;
+	*nout = c->n;
+	free(c);
+	return TC_OK;
+}
+
+void tc_inputs_free(tc_input *inputs, size_t n)
+{
+	proto_inputs_free(inputs, n);
+}
