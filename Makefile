@@ -24,7 +24,8 @@ PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c proto/paths.c
 LIB_SRC    = client/client.c client/hash.c client/collect.c
 DAEMON_SRC = daemon/main.c daemon/server.c daemon/conn.c daemon/log.c \
              daemon/store.c
-CLI_SRC    = client/tcache.c client/cli.c client/json.c
+CLI_SRC    = client/tcache.c client/cli.c client/cli_cache.c client/cli_info.c \
+             client/cli_run.c client/cli_explain.c client/json.c
 UNIT_TESTS = test_codec test_parse test_hash test_store test_client
 
 PROTO_OBJ  = $(PROTO_SRC:%.c=$(BUILD)/%.o)
