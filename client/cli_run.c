@@ -124,23 +124,21 @@ static int cli_run_exec(char **argv, uint64_t *elapsed_us)
 	return status;
 }
 
-/* The default test id: the command line joined by spaces.  NULL (after
- * a message) when it is over the limit or memory runs out. */
-static char *cli_run_test_id(const struct cli *cli)
+/* The default test id: the command line joined by spaces.  An exit
+ * status when it is over the limit or memory runs out. */
+static int cli_run_test_id(const struct cli *cli, char **out)
 {
 	size_t len = 0, off = 0;
 	char *id;
 
 	for (int i = 0; i < cli->argc; i++)
 		len += strlen(cli->argv[i]) + 1;
-	if (len - 1 > TC_MAX_TEST) {
-		cli_usage(cli->cmd, "the command line is over %u bytes: give "
-		    "--test", TC_MAX_TEST);
-		return NULL;
-	}
+	if (len - 1 > TC_MAX_TEST)
+		return cli_usage(cli->cmd, "the command line is over %u "
+		    "bytes: give --test", TC_MAX_TEST);
 	if ((id = malloc(len)) == NULL) {
 		fprintf(stderr, "tcache: out of memory\n");
-		return NULL;
+		return CLI_ERROR;
 	}
 	for (int i = 0; i < cli->argc; i++) {
 		size_t n = strlen(cli->argv[i]);
@@ -149,7 +147,8 @@ static char *cli_run_test_id(const struct cli *cli)
 		off += n;
 		id[off++] = i + 1 < cli->argc ? ' ' : '\0';
 	}
-	return id;
+	*out = id;
+	return CLI_PROCEED;
 }
 
 /* 1 when the daemon holds a verified pass for k.  Failures only warn:
@@ -283,10 +282,8 @@ int cli_run(const struct cli_cmd *cmd, int argc, char **argv)
 		goto out;
 	}
 	if (cli.test == NULL) {
-		if ((id = cli_run_test_id(&cli)) == NULL) {
-			rc = CLI_USAGE;
+		if ((rc = cli_run_test_id(&cli, &id)) != CLI_PROCEED)
 			goto out;
-		}
 		cli.test = id;
 	}
 	memset(&rs, 0, sizeof rs);
