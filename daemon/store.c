@@ -1,0 +1,1627 @@
+/*
+ * store.c: tcached's SQLite database (store.h).  The only module that
+ * includes sqlite3.h.
+ *
+ * Every statement is prepared once, when the database is opened, and every
+ * query is a point lookup or an index range: the work of one call is
+ * bounded by its limit, never by the size of the database.
+ *
+ * The counters of STATS live in memory and are written to the counters
+ * table inside the group commit, so counting a lookup costs no write of its
+ * own.  The number of entries is kept in memory too (count(*) is a scan).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "../proto/limits.h"
+#include "../proto/proto.h"
+#include "store.h"
+
+#include "schema.h"
+
+/* The schema version schema.sql sets with PRAGMA user_version. */
+#define STORE_VERSION 1
+
+/* A file under this size is checked with PRAGMA quick_check at open; a
+ * bigger one only by its first reads, to keep the daemon's start fast. */
+#define STORE_CHECK_BYTES (64ll * 1024 * 1024)
+
+/* How long a statement waits for another process's lock, in ms: short,
+ * because the caller is an event loop. */
+#define STORE_BUSY_MS 1000
+
+/* Page cache, in KiB (a negative cache_size is KiB). */
+#define STORE_CACHE_KIB 8192
+
+/* Bytes of the error message kept for store_error(). */
+#define STORE_MSG_LEN 512
+
+/*
+ * store_migrations[v] upgrades a database of version v to v + 1, inside
+ * the transaction that also sets the new user_version.  Version 0 is a new
+ * database, which runs schema.sql instead.
+ */
+static const char *const store_migrations[STORE_VERSION] = {
+	NULL,
+};
+
+/* The counters of STATS that persist, in the order STATS lists them.  The
+ * first three are read counters: a rolled back write does not undo them. */
+enum store_counter {
+	C_HITS,
+	C_MISSES,
+	C_TIME_SAVED,
+	C_RECORDS,
+	C_EXPIRED,
+	C_INVALIDATED,
+	C_EVICTED,
+	C_FLAKY_MARKED,
+	C__COUNT
+};
+#define C__FIRST_WRITE C_RECORDS
+
+static const char *const store_counter_names[C__COUNT] = {
+	[C_HITS] = "hits",
+	[C_MISSES] = "misses",
+	[C_TIME_SAVED] = "time_saved_us",
+	[C_RECORDS] = "records",
+	[C_EXPIRED] = "expired",
+	[C_INVALIDATED] = "invalidated",
+	[C_EVICTED] = "evicted",
+	[C_FLAKY_MARKED] = "flaky_marked",
+};
+
+/* The order STATS lists them in (PROTOCOL.md). */
+static const enum store_counter store_stats_order[C__COUNT] = {
+	C_HITS, C_MISSES, C_RECORDS, C_TIME_SAVED, C_EXPIRED,
+	C_INVALIDATED, C_EVICTED, C_FLAKY_MARKED
+};
+
+#define STORE_ENTRY_COLS \
+	"id, key, project, test, root, outcome, flaky, duration_us, " \
+	"created, expires, hits, last_used, message"
+
+/* Entries with an input at ?A or below it: ?A exactly, or ?B <= abspath <
+ * ?C with ?B = A "/" and ?C = A "0" ('0' follows '/'), so the sibling
+ * A "x" falls outside.  Both are ranges of inputs_abspath. */
+#define STORE_UNDER(a, b, c) \
+	"abspath = " a " OR (abspath >= " b " AND abspath < " c ")"
+
+enum store_stmt {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_COUNTERS,
+	S_COUNTER_SET,
+	S_ENTRIES,
+	S_LOOKUP,
+	S_HIT,
+	S_INPUTS_KIND,
+	S_INPUTS_ALL,
+	S_FIND,
+	S_INSERT,
+	S_UPDATE,
+	S_DEL_INPUTS,
+	S_ADD_INPUT,
+	S_COUNT_PATH,
+	S_COUNT_TEST,
+	S_COUNT_KEY,
+	S_DEL_PATH,
+	S_DEL_TEST,
+	S_DEL_KEY,
+	S_DEL_ALL,
+	S_SWEEP,
+	S_EVICT,
+	S_LIST,
+	S_EXPLAIN,
+	S_FLAKY,
+	S_SIZE,
+	S__COUNT
+};
+
+static const char *const store_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT frame",
+	[S_RELEASE] = "RELEASE frame",
+	[S_ROLLBACK_TO] = "ROLLBACK TO frame",
+	[S_COUNTERS] = "SELECT name, value FROM counters",
+	[S_COUNTER_SET] =
+	    "INSERT OR REPLACE INTO counters(name, value) VALUES (?1, ?2)",
+	[S_ENTRIES] = "SELECT count(*) FROM entries",
+	[S_LOOKUP] =
+	    "SELECT id, outcome, flaky, duration_us, created, expires "
+	    "FROM entries WHERE key = ?1 AND expires > ?2",
+	[S_HIT] = "UPDATE entries SET hits = hits + 1, last_used = ?2 "
+	    "WHERE id = ?1",
+	[S_INPUTS_KIND] = "SELECT kind, path, digest FROM inputs "
+	    "WHERE entry = ?1 AND kind = ?2 ORDER BY path",
+	[S_INPUTS_ALL] = "SELECT kind, path, digest FROM inputs "
+	    "WHERE entry = ?1 ORDER BY kind, path",
+	[S_FIND] = "SELECT id, outcome, flaky, expires FROM entries "
+	    "WHERE key = ?1",
+	[S_INSERT] = "INSERT INTO entries(key, project, test, root, outcome, "
+	    "flaky, duration_us, message, created, expires, hits, last_used) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?9)",
+	[S_UPDATE] = "UPDATE entries SET project = ?2, test = ?3, root = ?4, "
+	    "outcome = ?5, flaky = ?6, duration_us = ?7, message = ?8, "
+	    "created = ?9, expires = ?10, last_used = ?9, "
+	    "hits = CASE WHEN ?11 THEN 0 ELSE hits END WHERE id = ?1",
+	[S_DEL_INPUTS] = "DELETE FROM inputs WHERE entry = ?1",
+	[S_ADD_INPUT] = "INSERT OR REPLACE INTO inputs(entry, kind, path, "
+	    "abspath, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_COUNT_PATH] = "SELECT count(DISTINCT entry) FROM inputs WHERE "
+	    STORE_UNDER("?1", "?2", "?3"),
+	[S_COUNT_TEST] = "SELECT count(*) FROM entries WHERE test GLOB ?1",
+	[S_COUNT_KEY] = "SELECT count(*) FROM entries WHERE key = ?1",
+	[S_DEL_PATH] = "DELETE FROM entries WHERE id IN (SELECT DISTINCT "
+	    "entry FROM inputs WHERE " STORE_UNDER("?1", "?2", "?3")
+	    " LIMIT ?4)",
+	[S_DEL_TEST] = "DELETE FROM entries WHERE id IN (SELECT id FROM "
+	    "entries WHERE test GLOB ?1 LIMIT ?2)",
+	[S_DEL_KEY] = "DELETE FROM entries WHERE key = ?1",
+	[S_DEL_ALL] = "DELETE FROM entries WHERE id IN (SELECT id FROM "
+	    "entries ORDER BY id LIMIT ?1)",
+	[S_SWEEP] = "DELETE FROM entries WHERE id IN (SELECT id FROM entries "
+	    "WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
+	[S_EVICT] = "DELETE FROM entries WHERE id IN (SELECT id FROM entries "
+	    "ORDER BY last_used, id LIMIT ?1)",
+	[S_LIST] = "SELECT " STORE_ENTRY_COLS " FROM entries WHERE id > ?1 "
+	    "AND (?2 IS NULL OR test GLOB ?2) AND (?3 IS NULL OR id IN "
+	    "(SELECT entry FROM inputs WHERE " STORE_UNDER("?3", "?4", "?5")
+	    ")) ORDER BY id LIMIT ?6",
+	[S_EXPLAIN] = "SELECT " STORE_ENTRY_COLS " FROM entries "
+	    "WHERE test = ?2 AND project = ?1 "
+	    "ORDER BY created DESC, id DESC LIMIT 1",
+	[S_FLAKY] = "SELECT count(*) FROM entries WHERE flaky = 1",
+	[S_SIZE] = "SELECT page_count * page_size "
+	    "FROM pragma_page_count(), pragma_page_size()",
+};
+
+/* A path filter turned into the three bounds of STORE_UNDER. */
+struct store_range {
+	char exact[TC_MAX_PATH + 1];
+	char lo[TC_MAX_PATH + 2];
+	char hi[TC_MAX_PATH + 2];
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[S__COUNT];
+	char *path;
+	uint64_t ttl_ms;
+	uint64_t max_entries;
+	int sync_full;
+
+	int in_txn;
+	int in_savepoint;
+	uint64_t entries;
+	uint64_t counters[C__COUNT];
+	int dirty;			/* counters not yet written */
+
+	/* What a rollback restores: the state at BEGIN and at SAVEPOINT. */
+	uint64_t txn_entries;
+	uint64_t txn_counters[C__COUNT];
+	uint64_t sp_entries;
+	uint64_t sp_counters[C__COUNT];
+
+	struct store_range range;
+	char abspath[2 * TC_MAX_PATH + 2];
+	char msg[STORE_MSG_LEN];
+};
+
+/* Why an attach failed: a damaged file is moved aside, anything else is
+ * reported. */
+enum store_attach_rc { ATTACH_OK, ATTACH_DAMAGED, ATTACH_FAIL };
+
+static void store_txn_lost(struct store *);
+
+static void __attribute__((format(printf, 3, 4)))
+store_errf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static int store_code(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return STORE_EFULL;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return STORE_ECORRUPT;
+	case SQLITE_NOMEM:
+		return STORE_ENOMEM;
+	default:
+		return STORE_EFAIL;
+	}
+}
+
+/* An SQLite call failed: keep its message, notice a transaction that
+ * SQLite rolled back on its own (disk full, I/O error), map the code. */
+static int store_fail(struct store *s, int rc, const char *what)
+{
+	store_errf(s->msg, sizeof s->msg, "%s: %s", what,
+	    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	if (s->in_txn && s->db != NULL && sqlite3_get_autocommit(s->db))
+		store_txn_lost(s);
+	return store_code(rc);
+}
+
+/* A statement's bindings go with its reset, so that no pointer of a
+ * caller's outlives the call. */
+static void store_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int64_t store_i64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static uint64_t store_u64(sqlite3_stmt *st, int col)
+{
+	int64_t v = sqlite3_column_int64(st, col);
+
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+/* Runs a statement that returns no rows. */
+static int store_run(struct store *s, enum store_stmt id)
+{
+	sqlite3_stmt *st = s->st[id];
+	int rc;
+
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		rc = store_fail(s, rc, store_sql[id]);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Runs a statement that returns one integer (a count). */
+static int store_count(struct store *s, enum store_stmt id, uint64_t *out)
+{
+	sqlite3_stmt *st = s->st[id];
+	int rc;
+
+	*out = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = store_u64(st, 0);
+		rc = SQLITE_DONE;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, store_sql[id]);
+		store_done(st);
+		return rc;
+	}
+	store_done(st);
+	return STORE_OK;
+}
+
+/* Runs a DELETE; *removed is the number of entries it removed (not the
+ * inputs that went with them by ON DELETE CASCADE). */
+static int store_delete(struct store *s, enum store_stmt id,
+    enum store_counter counter, uint64_t *removed)
+{
+	int rc;
+
+	*removed = 0;
+	if ((rc = store_run(s, id)) != STORE_OK)
+		return rc;
+	*removed = (uint64_t)sqlite3_changes(s->db);
+	if (*removed > s->entries)
+		s->entries = 0;
+	else
+		s->entries -= *removed;
+	s->counters[counter] += *removed;
+	if (*removed > 0)
+		s->dirty = 1;
+	return STORE_OK;
+}
+
+/* --- opening, checking, moving a damaged file aside --- */
+
+/* Runs SQL text that returns no rows of interest (PRAGMAs, the schema). */
+static int store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	int rc;
+
+	if ((rc = sqlite3_exec(db, sql, NULL, NULL, &msg)) != SQLITE_OK) {
+		store_errf(err, errlen, "%s", msg != NULL ? msg :
+		    sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+/* One integer from SQL text, at open time. */
+static int store_query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = 0;
+	if ((rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) != SQLITE_OK)
+		return rc;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* PRAGMA quick_check: "ok", or rows naming what is wrong. */
+static int store_quick_check(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	const unsigned char *txt;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		txt = sqlite3_column_text(st, 0);
+		if (txt == NULL || strcmp((const char *)txt, "ok") != 0) {
+			store_errf(err, errlen, "quick_check: %s",
+			    txt != NULL ? (const char *)txt : "no answer");
+			sqlite3_finalize(st);
+			return ATTACH_DAMAGED;
+		}
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK || rc == SQLITE_DONE)
+		return ATTACH_OK;
+fail:
+	store_errf(err, errlen, "quick_check: %s", sqlite3_errmsg(s->db));
+	return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
+}
+
+/* Fails with the SQLite message; a damaged file is told apart. */
+static int store_attach_fail(struct store *s, int rc, const char *what,
+    char *err, size_t errlen)
+{
+	store_errf(err, errlen, "%s: %s: %s", s->path, what,
+	    sqlite3_errmsg(s->db));
+	return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
+}
+
+/* Settings for this connection; journal_mode=WAL is written into the
+ * file, so it comes only after the version check. */
+static int store_pragmas(struct store *s, char *err, size_t errlen)
+{
+	char sql[256];
+	int rc;
+
+	snprintf(sql, sizeof sql,
+	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
+	    "PRAGMA foreign_keys = ON; PRAGMA cache_size = -%d; "
+	    "PRAGMA temp_store = MEMORY;",
+	    s->sync_full ? "FULL" : "NORMAL", STORE_CACHE_KIB);
+	if ((rc = store_exec(s->db, sql, err, errlen)) != SQLITE_OK)
+		return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED :
+		    ATTACH_FAIL;
+	return ATTACH_OK;
+}
+
+/* Creates the schema of a new file, or migrates an older one, in one
+ * transaction: a crash leaves the file as it was. */
+static int store_upgrade(struct store *s, int64_t version, char *err,
+    size_t errlen)
+{
+	char sql[64];
+	int rc;
+
+	if ((rc = store_exec(s->db, "BEGIN IMMEDIATE", err, errlen)) != SQLITE_OK)
+		goto fail;
+	if (version == 0)
+		rc = store_exec(s->db, store_schema_sql, err, errlen);
+	for (int64_t v = version; v > 0 && v < STORE_VERSION &&
+	    rc == SQLITE_OK; v++)
+		rc = store_exec(s->db, store_migrations[v], err, errlen);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d",
+		    STORE_VERSION);
+		rc = store_exec(s->db, sql, err, errlen);
+	}
+	if (rc == SQLITE_OK)
+		rc = store_exec(s->db, "COMMIT", err, errlen);
+	if (rc == SQLITE_OK)
+		return ATTACH_OK;
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
+}
+
+/*
+ * Reads the version before anything writes to the file: a newer file must
+ * be left exactly as it is.  0 with no tables is a new file; 0 with tables
+ * is somebody else's database, which is refused rather than moved aside.
+ */
+static int store_version(struct store *s, int64_t *version, int *refused,
+    char *err, size_t errlen)
+{
+	int64_t tables;
+	int rc;
+
+	if ((rc = store_query_int(s->db, "PRAGMA user_version", version)) !=
+	    SQLITE_OK)
+		return store_attach_fail(s, rc, "reading the version", err,
+		    errlen);
+	if (*version > STORE_VERSION) {
+		store_errf(err, errlen, "%s: written by a newer tcached "
+		    "(schema version %lld; this tcached reads up to %d): "
+		    "refusing to open it; use a newer tcached or another --db",
+		    s->path, (long long)*version, STORE_VERSION);
+		*refused = STORE_ENEWER;
+		return ATTACH_FAIL;
+	}
+	rc = store_query_int(s->db, "SELECT count(*) FROM sqlite_master",
+	    &tables);
+	if (rc != SQLITE_OK)
+		return store_attach_fail(s, rc, "reading the schema", err,
+		    errlen);
+	if (*version < 0 || (*version == 0 && tables > 0)) {
+		store_errf(err, errlen, "%s: an SQLite database that is not "
+		    "tcache's (no schema version): refusing to touch it",
+		    s->path);
+		return ATTACH_FAIL;
+	}
+	return ATTACH_OK;
+}
+
+/* The first reads of an opened database, which also find damage. */
+static int store_load(struct store *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->st[S_COUNTERS];
+	const char *name;
+	int rc;
+
+	memset(s->counters, 0, sizeof s->counters);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		name = (const char *)sqlite3_column_text(st, 0);
+		for (int i = 0; name != NULL && i < C__COUNT; i++) {
+			if (strcmp(name, store_counter_names[i]) == 0)
+				s->counters[i] = store_u64(st, 1);
+		}
+	}
+	store_done(st);
+	if (rc != SQLITE_DONE)
+		return store_attach_fail(s, rc, "reading the counters", err,
+		    errlen);
+	if ((rc = store_count(s, S_ENTRIES, &s->entries)) != STORE_OK) {
+		store_errf(err, errlen, "%s: %s", s->path, s->msg);
+		return rc == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
+	}
+	return ATTACH_OK;
+}
+
+static int store_prepare(struct store *s, char *err, size_t errlen)
+{
+	int rc;
+
+	for (int i = 0; i < S__COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return store_attach_fail(s, rc, store_sql[i], err,
+			    errlen);
+	}
+	return ATTACH_OK;
+}
+
+static void store_detach(struct store *s)
+{
+	for (int i = 0; i < S__COUNT; i++) {
+		sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+	s->in_txn = s->in_savepoint = 0;
+}
+
+static int store_file_small(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == -1)
+		return 1;	/* a missing file is new: nothing to check */
+	return sb.st_size < STORE_CHECK_BYTES;
+}
+
+/* Opens s->path and brings it to STORE_VERSION.  *refused is set to
+ * STORE_ENEWER for a file of a newer tcached. */
+static int store_attach(struct store *s, int *refused, char *err,
+    size_t errlen)
+{
+	int64_t version;
+	int rc;
+
+	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (s->db == NULL)
+			store_errf(err, errlen, "%s: %s", s->path,
+			    sqlite3_errstr(rc));
+		else
+			return store_attach_fail(s, rc, "open", err, errlen);
+		return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED :
+		    ATTACH_FAIL;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* Closing checkpoints a WAL into the file: not on a file that is
+	 * refused, which must stay exactly as it is. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if ((rc = store_version(s, &version, refused, err, errlen)) !=
+	    ATTACH_OK)
+		return rc;
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+	if (store_file_small(s->path) &&
+	    (rc = store_quick_check(s, err, errlen)) != ATTACH_OK)
+		return rc;
+	if ((rc = store_pragmas(s, err, errlen)) != ATTACH_OK)
+		return rc;
+	if (version < STORE_VERSION &&
+	    (rc = store_upgrade(s, version, err, errlen)) != ATTACH_OK)
+		return rc;
+	if ((rc = store_query_int(s->db, "PRAGMA user_version", &version)) !=
+	    SQLITE_OK)
+		return store_attach_fail(s, rc, "reading the version", err,
+		    errlen);
+	if (version != STORE_VERSION) {
+		store_errf(err, errlen, "%s: schema version %lld after "
+		    "setup, expected %d", s->path, (long long)version,
+		    STORE_VERSION);
+		return ATTACH_FAIL;
+	}
+	if ((rc = store_prepare(s, err, errlen)) != ATTACH_OK)
+		return rc;
+	return store_load(s, err, errlen);
+}
+
+/* Renames one file if it exists; 0, or -1 with errno. */
+static int store_rename(const char *from, const char *to)
+{
+	if (rename(from, to) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* PATH becomes PATH.damaged-YYYYmmddTHHMMSS (or ...-N when that is
+ * taken), with its -wal and -shm beside it under the same name. */
+static int store_move_aside(const char *path, char *to, size_t tolen)
+{
+	static const char *const sfx[] = { "-wal", "-shm", "" };
+	char stamp[32], from[PATH_MAX + 8], dst[PATH_MAX + 72];
+	struct stat sb;
+	struct tm tm;
+	time_t t = time(NULL);
+	int n;
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm) == 0)
+		snprintf(stamp, sizeof stamp, "%lld", (long long)t);
+	for (int i = 0; i < 100; i++) {
+		if (i == 0)
+			n = snprintf(to, tolen, "%s.damaged-%s", path, stamp);
+		else
+			n = snprintf(to, tolen, "%s.damaged-%s-%d", path,
+			    stamp, i);
+		if (n < 0 || (size_t)n >= tolen) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (lstat(to, &sb) == -1 && errno == ENOENT)
+			break;
+	}
+	/* The main file goes last: a crash halfway leaves it in place to
+	 * be found damaged again. */
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+		n = snprintf(from, sizeof from, "%s%s", path, sfx[i]);
+		if (n < 0 || (size_t)n >= sizeof from) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		n = snprintf(dst, sizeof dst, "%s%s", to, sfx[i]);
+		if (n < 0 || (size_t)n >= sizeof dst) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (store_rename(from, dst) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The file is damaged: moves it aside and attaches a fresh one, once. */
+static int store_reattach(struct store *s, const char *why, char *err,
+    size_t errlen)
+{
+	char aside[PATH_MAX + 64], reason[STORE_MSG_LEN];
+	int refused = 0;
+
+	snprintf(reason, sizeof reason, "%s", why);
+	store_detach(s);
+	if (store_move_aside(s->path, aside, sizeof aside) == -1) {
+		store_errf(err, errlen, "%s is damaged (%s) and cannot be "
+		    "moved aside: %s", s->path, reason, strerror(errno));
+		return STORE_ECORRUPT;
+	}
+	if (store_attach(s, &refused, err, errlen) != ATTACH_OK) {
+		store_detach(s);
+		return STORE_EFAIL;
+	}
+	store_errf(err, errlen, "WARNING: database %s was damaged (%s); "
+	    "moved it to %s and started an empty one", s->path, reason,
+	    aside);
+	return STORE_OK;
+}
+
+int store_open(struct store **out, const struct store_config *cfg,
+    char *err, size_t errlen)
+{
+	struct store *s;
+	int rc, refused = 0;
+
+	*out = NULL;
+	if (errlen > 0)
+		err[0] = '\0';
+	if ((s = calloc(1, sizeof *s)) == NULL ||
+	    (s->path = strdup(cfg->path)) == NULL) {
+		free(s);
+		store_errf(err, errlen, "out of memory");
+		return STORE_ENOMEM;
+	}
+	s->ttl_ms = cfg->ttl_ms;
+	s->max_entries = cfg->max_entries;
+	s->sync_full = cfg->sync_full;
+	rc = store_attach(s, &refused, err, errlen);
+	if (rc == ATTACH_DAMAGED)
+		rc = store_reattach(s, err, err, errlen);
+	else if (rc == ATTACH_FAIL)
+		rc = refused != 0 ? refused : STORE_EFAIL;
+	if (rc != STORE_OK) {
+		store_detach(s);
+		free(s->path);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return STORE_OK;
+}
+
+int store_recover(struct store *s, char *err, size_t errlen)
+{
+	uint64_t keep[C__COUNT];
+	int rc;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	/* The counters describe the daemon's work, not the file's: they
+	 * survive the file. */
+	memcpy(keep, s->counters, sizeof keep);
+	if ((rc = store_reattach(s, s->msg, err, errlen)) != STORE_OK)
+		return rc;
+	memcpy(s->counters, keep, sizeof keep);
+	s->dirty = 1;
+	return STORE_OK;
+}
+
+/* Writes what the daemon has not yet committed (counters, or a whole open
+ * transaction): nothing acknowledged depends on it, so a failure is only
+ * rolled back. */
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->db != NULL && (s->in_txn || s->dirty) &&
+	    (store_begin(s) != STORE_OK || store_commit(s) != STORE_OK))
+		store_rollback(s);
+	store_detach(s);
+	free(s->path);
+	free(s);
+}
+
+const char *store_error(const struct store *s)
+{
+	return s->msg;
+}
+
+uint64_t store_entries(const struct store *s)
+{
+	return s->entries;
+}
+
+/* --- transactions --- */
+
+/* SQLite ended the transaction itself (or ROLLBACK did): the entries are
+ * what they were at BEGIN, and the counters of writes too. */
+static void store_txn_lost(struct store *s)
+{
+	s->in_txn = s->in_savepoint = 0;
+	s->entries = s->txn_entries;
+	memcpy(&s->counters[C__FIRST_WRITE], &s->txn_counters[C__FIRST_WRITE],
+	    (C__COUNT - C__FIRST_WRITE) * sizeof s->counters[0]);
+	s->dirty = 1;
+}
+
+int store_begin(struct store *s)
+{
+	int rc;
+
+	if (s->db == NULL) {
+		store_errf(s->msg, sizeof s->msg, "no database open");
+		return STORE_EFAIL;
+	}
+	if (s->in_txn)
+		return STORE_OK;
+	if ((rc = store_run(s, S_BEGIN)) != STORE_OK)
+		return rc;
+	s->in_txn = 1;
+	s->txn_entries = s->entries;
+	memcpy(s->txn_counters, s->counters, sizeof s->counters);
+	return STORE_OK;
+}
+
+int store_in_txn(const struct store *s)
+{
+	return s->in_txn;
+}
+
+static int store_save_counters(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_COUNTER_SET];
+	int rc;
+
+	for (int i = 0; i < C__COUNT; i++) {
+		if ((rc = sqlite3_bind_text(st, 1, store_counter_names[i], -1,
+		    SQLITE_STATIC)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(st, 2,
+		    store_i64(s->counters[i]))) != SQLITE_OK) {
+			rc = store_fail(s, rc, "saving the counters");
+			store_done(st);
+			return rc;
+		}
+		if ((rc = store_run(s, S_COUNTER_SET)) != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+int store_commit(struct store *s)
+{
+	int rc;
+
+	if (!s->in_txn)
+		return STORE_OK;
+	if (s->dirty && (rc = store_save_counters(s)) != STORE_OK)
+		return rc;
+	if ((rc = store_run(s, S_COMMIT)) != STORE_OK)
+		return rc;
+	s->in_txn = s->in_savepoint = 0;
+	s->dirty = 0;
+	return STORE_OK;
+}
+
+void store_rollback(struct store *s)
+{
+	if (!s->in_txn)
+		return;
+	/* A failed ROLLBACK leaves SQLite to roll back on close. */
+	(void)store_run(s, S_ROLLBACK);
+	store_txn_lost(s);
+}
+
+int store_savepoint(struct store *s)
+{
+	int rc;
+
+	if ((rc = store_begin(s)) != STORE_OK)
+		return rc;
+	if (s->in_savepoint) {
+		store_errf(s->msg, sizeof s->msg, "savepoint already open");
+		return STORE_EFAIL;
+	}
+	if ((rc = store_run(s, S_SAVEPOINT)) != STORE_OK)
+		return rc;
+	s->in_savepoint = 1;
+	s->sp_entries = s->entries;
+	memcpy(s->sp_counters, s->counters, sizeof s->counters);
+	return STORE_OK;
+}
+
+int store_release(struct store *s)
+{
+	int rc;
+
+	if (!s->in_savepoint)
+		return STORE_OK;
+	if ((rc = store_run(s, S_RELEASE)) != STORE_OK)
+		return rc;
+	s->in_savepoint = 0;
+	return STORE_OK;
+}
+
+int store_rollback_savepoint(struct store *s)
+{
+	int rc;
+
+	if (!s->in_savepoint) {
+		store_errf(s->msg, sizeof s->msg, "no savepoint open");
+		return STORE_EFAIL;
+	}
+	if ((rc = store_run(s, S_ROLLBACK_TO)) != STORE_OK ||
+	    (rc = store_run(s, S_RELEASE)) != STORE_OK)
+		return rc;
+	s->in_savepoint = 0;
+	s->entries = s->sp_entries;
+	memcpy(&s->counters[C__FIRST_WRITE], &s->sp_counters[C__FIRST_WRITE],
+	    (C__COUNT - C__FIRST_WRITE) * sizeof s->counters[0]);
+	return STORE_OK;
+}
+
+/* --- reading rows --- */
+
+static void store_digest(sqlite3_stmt *st, int col, uint8_t *out)
+{
+	const void *b = sqlite3_column_blob(st, col);
+	int n = sqlite3_column_bytes(st, col);
+
+	memset(out, 0, TC_DIGEST_BYTES);
+	if (b != NULL && n > 0)
+		memcpy(out, b, n < TC_DIGEST_BYTES ? (size_t)n :
+		    TC_DIGEST_BYTES);
+}
+
+static char *store_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return strdup(t != NULL ? (const char *)t : "");
+}
+
+/* Reads the inputs of an entry (kind < 0: all kinds) into a malloc'd
+ * array; at most TC_MAX_INPUTS, which is all a record may carry. */
+static int store_inputs(struct store *s, int64_t id, int kind,
+    tc_input **out, size_t *n)
+{
+	enum store_stmt sid = kind < 0 ? S_INPUTS_ALL : S_INPUTS_KIND;
+	sqlite3_stmt *st = s->st[sid];
+	tc_input *in = NULL, *grown;
+	size_t cap = 0, len = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK ||
+	    (kind >= 0 && (rc = sqlite3_bind_int(st, 2, kind)) != SQLITE_OK))
+		goto fail;
+	while (len < TC_MAX_INPUTS && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((grown = realloc(in, cap * sizeof *in)) == NULL)
+				goto nomem;
+			in = grown;
+		}
+		in[len].kind = (uint8_t)sqlite3_column_int(st, 0);
+		store_digest(st, 2, in[len].digest);
+		if ((in[len].path = store_text(st, 1)) == NULL)
+			goto nomem;
+		len++;
+	}
+	if (len < TC_MAX_INPUTS && rc != SQLITE_DONE)
+		goto fail;
+	store_done(st);
+	*out = in;
+	*n = len;
+	return STORE_OK;
+nomem:
+	rc = SQLITE_NOMEM;
+fail:
+	rc = store_fail(s, rc, "reading inputs");
+	store_done(st);
+	proto_inputs_free(in, len);
+	return rc;
+}
+
+/* Fills e from a row of STORE_ENTRY_COLS. */
+static int store_row_entry(sqlite3_stmt *st, tc_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	e->id = store_u64(st, 0);
+	store_digest(st, 1, e->key);
+	e->outcome = (uint8_t)sqlite3_column_int(st, 5);
+	e->flaky = sqlite3_column_int(st, 6) != 0;
+	e->duration_us = store_u64(st, 7);
+	e->created_ms = store_u64(st, 8);
+	e->expires_ms = store_u64(st, 9);
+	e->hits = store_u64(st, 10);
+	e->last_used_ms = store_u64(st, 11);
+	e->project = store_text(st, 2);
+	e->test = store_text(st, 3);
+	e->root = store_text(st, 4);
+	e->message = store_text(st, 12);
+	if (e->project == NULL || e->test == NULL || e->root == NULL ||
+	    e->message == NULL) {
+		proto_entry_clear(e);
+		return -1;
+	}
+	return 0;
+}
+
+/* --- lookup and record --- */
+
+static void store_count_lookup(struct store *s, int hit, uint64_t dur)
+{
+	if (hit) {
+		s->counters[C_HITS]++;
+		s->counters[C_TIME_SAVED] += dur;
+	} else
+		s->counters[C_MISSES]++;
+	s->dirty = 1;
+}
+
+/* A hit's count and last use ride on the open transaction; without one it
+ * is not worth a write of its own.  A failure other than damage does not
+ * spoil the answer: lookups go on when the disk is full. */
+static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
+{
+	sqlite3_stmt *st = s->st[S_HIT];
+	int rc;
+
+	if (!s->in_txn)
+		return STORE_OK;
+	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, store_i64(now_ms))) != SQLITE_OK) {
+		rc = store_fail(s, rc, "counting a hit");
+		store_done(st);
+	} else
+		rc = store_run(s, S_HIT);
+	return rc == STORE_ECORRUPT ? rc : STORE_OK;
+}
+
+int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
+    uint64_t now_ms, tc_result *res)
+{
+	sqlite3_stmt *st = s->st[S_LOOKUP];
+	int64_t id;
+	size_t n;
+	int rc, hit;
+
+	memset(res, 0, sizeof *res);
+	if ((rc = sqlite3_bind_blob(st, 1, key, TC_DIGEST_BYTES,
+	    SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, store_i64(now_ms))) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		store_done(st);
+		store_count_lookup(s, 0, 0);
+		return STORE_OK;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	id = sqlite3_column_int64(st, 0);
+	res->found = 1;
+	res->outcome = (uint8_t)sqlite3_column_int(st, 1);
+	res->flaky = sqlite3_column_int(st, 2) != 0;
+	res->duration_us = store_u64(st, 3);
+	res->created_ms = store_u64(st, 4);
+	res->expires_ms = store_u64(st, 5);
+	store_done(st);
+	if ((rc = store_inputs(s, id, TC_INPUT_FOUND, &res->inputs, &n)) !=
+	    STORE_OK) {
+		memset(res, 0, sizeof *res);
+		return rc;
+	}
+	res->ninputs = (uint32_t)n;
+	hit = res->outcome == TC_PASS && !res->flaky;
+	store_count_lookup(s, hit, res->duration_us);
+	if (hit && (rc = store_touch(s, id, now_ms)) != STORE_OK) {
+		proto_result_clear(res);
+		memset(res, 0, sizeof *res);
+		return rc;
+	}
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "lookup");
+	store_done(st);
+	return rc;
+}
+
+/* Where an input lives on disk, for invalidation by path: root/path for a
+ * relative file, the path itself for an absolute one, NULL for env. */
+static const char *store_abspath(struct store *s, const char *root,
+    const tc_input *in)
+{
+	size_t rl;
+	int n;
+
+	if (in->kind == TC_INPUT_ENV)
+		return NULL;
+	if (in->path[0] == '/')
+		return in->path;
+	rl = strlen(root);
+	while (rl > 0 && root[rl - 1] == '/')
+		rl--;
+	n = snprintf(s->abspath, sizeof s->abspath, "%.*s/%s", (int)rl, root,
+	    in->path);
+	if (n < 0 || (size_t)n >= sizeof s->abspath)
+		return "";
+	return s->abspath;
+}
+
+static int store_bind_input(struct store *s, sqlite3_stmt *st, int64_t id,
+    const char *root, const tc_input *in)
+{
+	const char *abs;
+	int rc;
+
+	if (in->path == NULL) {
+		store_errf(s->msg, sizeof s->msg, "input without a path");
+		return STORE_EFAIL;
+	}
+	if ((abs = store_abspath(s, root, in)) != NULL && abs[0] == '\0') {
+		store_errf(s->msg, sizeof s->msg, "input path too long");
+		return STORE_EFAIL;
+	}
+	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 2, in->kind)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 3, in->path, -1, SQLITE_STATIC)) !=
+	    SQLITE_OK ||
+	    (rc = abs != NULL ? sqlite3_bind_text(st, 4, abs, -1,
+	    SQLITE_STATIC) : sqlite3_bind_null(st, 4)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(st, 5, in->digest, TC_DIGEST_BYTES,
+	    SQLITE_STATIC)) != SQLITE_OK)
+		return store_fail(s, rc, "binding an input");
+	return STORE_OK;
+}
+
+static int store_add_inputs(struct store *s, int64_t id, const tc_record *rec)
+{
+	sqlite3_stmt *st = s->st[S_ADD_INPUT];
+	const char *root = rec->root != NULL ? rec->root : "";
+	int rc;
+
+	for (uint32_t i = 0; i < rec->ninputs; i++) {
+		if ((rc = store_bind_input(s, st, id, root,
+		    &rec->inputs[i])) != STORE_OK) {
+			store_done(st);
+			return rc;
+		}
+		if ((rc = store_run(s, S_ADD_INPUT)) != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+/* A message is a summary: cut at TC_MAX_MESSAGE bytes, not inside a UTF-8
+ * sequence. */
+static int store_message_len(const char *m)
+{
+	size_t n = strnlen(m, TC_MAX_MESSAGE + 1);
+
+	if (n > TC_MAX_MESSAGE) {
+		n = TC_MAX_MESSAGE;
+		while (n > 0 && ((unsigned char)m[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return (int)n;
+}
+
+/* Binds ?2..?10, shared by S_INSERT and S_UPDATE. */
+static int store_bind_record(struct store *s, sqlite3_stmt *st,
+    const tc_record *rec, int flaky, uint64_t now_ms)
+{
+	const char *msg = rec->message != NULL ? rec->message : "";
+	uint64_t ttl = rec->ttl_ms != 0 ? rec->ttl_ms : s->ttl_ms;
+	uint64_t now = (uint64_t)store_i64(now_ms);
+	uint64_t expires = ttl > INT64_MAX - now ? INT64_MAX : now + ttl;
+	int rc;
+
+	if ((rc = sqlite3_bind_text(st, 2, rec->project != NULL ?
+	    rec->project : "", -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 3, rec->test != NULL ? rec->test : "",
+	    -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 4, rec->root != NULL ? rec->root : "",
+	    -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 5, rec->outcome)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 6, flaky)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 7, store_i64(rec->duration_us))) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_text(st, 8, msg, store_message_len(msg),
+	    SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 9, (int64_t)now)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 10, (int64_t)expires)) != SQLITE_OK)
+		return store_fail(s, rc, "binding a record");
+	return STORE_OK;
+}
+
+/* The entry under rec->key, if any: its id, and how the new record sees
+ * it (*live: unexpired; *flaky: the flaky mark the entry keeps). */
+static int store_find(struct store *s, const tc_record *rec, uint64_t now_ms,
+    int64_t *id, int *live, int *flaky, int *conflict)
+{
+	sqlite3_stmt *st = s->st[S_FIND];
+	int rc;
+
+	*id = 0;
+	*live = *flaky = *conflict = 0;
+	if ((rc = sqlite3_bind_blob(st, 1, rec->key, TC_DIGEST_BYTES,
+	    SQLITE_STATIC)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*live = sqlite3_column_int64(st, 3) > store_i64(now_ms);
+		if (*live) {
+			*conflict = sqlite3_column_int(st, 1) != rec->outcome;
+			*flaky = *conflict || sqlite3_column_int(st, 2) != 0;
+			if (*conflict && sqlite3_column_int(st, 2) == 0) {
+				s->counters[C_FLAKY_MARKED]++;
+				s->dirty = 1;
+			}
+		}
+		rc = SQLITE_DONE;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	store_done(st);
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "finding a key");
+	store_done(st);
+	return rc;
+}
+
+/* Inserts or replaces the entry row; *id is its id. */
+static int store_put_entry(struct store *s, const tc_record *rec,
+    uint64_t now_ms, int64_t *id, int live, int flaky)
+{
+	enum store_stmt sid = *id != 0 ? S_UPDATE : S_INSERT;
+	sqlite3_stmt *st = s->st[sid];
+	int rc;
+
+	if ((rc = store_bind_record(s, st, rec, flaky, now_ms)) != STORE_OK)
+		goto out;
+	if (sid == S_UPDATE)
+		rc = sqlite3_bind_int64(st, 1, *id);
+	else
+		rc = sqlite3_bind_blob(st, 1, rec->key, TC_DIGEST_BYTES,
+		    SQLITE_STATIC);
+	if (rc == SQLITE_OK && sid == S_UPDATE)
+		rc = sqlite3_bind_int(st, 11, !live);
+	if (rc != SQLITE_OK) {
+		rc = store_fail(s, rc, "binding a record");
+		goto out;
+	}
+	if ((rc = store_run(s, sid)) != STORE_OK)
+		return rc;
+	if (sid == S_INSERT) {
+		*id = sqlite3_last_insert_rowid(s->db);
+		s->entries++;
+	}
+	return STORE_OK;
+out:
+	store_done(st);
+	return rc;
+}
+
+int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
+    int *flaky)
+{
+	sqlite3_stmt *del = s->st[S_DEL_INPUTS];
+	int64_t id;
+	int rc, live, mark, conflict;
+
+	*flaky = 0;
+	if (!s->in_txn) {
+		store_errf(s->msg, sizeof s->msg, "record outside a transaction");
+		return STORE_EFAIL;
+	}
+	if (rec->ninputs > TC_MAX_INPUTS ||
+	    (rec->ninputs > 0 && rec->inputs == NULL)) {
+		store_errf(s->msg, sizeof s->msg, "bad input list (%u inputs)",
+		    (unsigned)rec->ninputs);
+		return STORE_EFAIL;
+	}
+	if ((rc = store_find(s, rec, now_ms, &id, &live, &mark, &conflict)) !=
+	    STORE_OK)
+		return rc;
+	if (id != 0) {
+		if ((rc = sqlite3_bind_int64(del, 1, id)) != SQLITE_OK) {
+			rc = store_fail(s, rc, "binding an id");
+			store_done(del);
+			return rc;
+		}
+		if ((rc = store_run(s, S_DEL_INPUTS)) != STORE_OK)
+			return rc;
+	}
+	if ((rc = store_put_entry(s, rec, now_ms, &id, live, mark)) !=
+	    STORE_OK || (rc = store_add_inputs(s, id, rec)) != STORE_OK)
+		return rc;
+	s->counters[C_RECORDS]++;
+	s->dirty = 1;
+	*flaky = conflict;
+	return STORE_OK;
+}
+
+/* --- invalidation, expiry, eviction --- */
+
+/* Turns a path into the bounds of STORE_UNDER: a trailing '/' is dropped,
+ * so "/" becomes "" and matches every absolute path. */
+static int store_set_range(struct store *s, const char *path)
+{
+	struct store_range *r = &s->range;
+	size_t n = path != NULL ? strnlen(path, TC_MAX_PATH + 1) : 0;
+
+	if (n > TC_MAX_PATH) {
+		store_errf(s->msg, sizeof s->msg, "path over %u bytes",
+		    TC_MAX_PATH);
+		return STORE_EFAIL;
+	}
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	memcpy(r->exact, path != NULL ? path : "", n);
+	r->exact[n] = '\0';
+	memcpy(r->lo, r->exact, n);
+	memcpy(r->hi, r->exact, n);
+	memcpy(r->lo + n, "/", 2);
+	memcpy(r->hi + n, "0", 2);
+	return STORE_OK;
+}
+
+static int store_bind_range(struct store *s, sqlite3_stmt *st, int first)
+{
+	struct store_range *r = &s->range;
+	int rc;
+
+	if ((rc = sqlite3_bind_text(st, first, r->exact, -1, SQLITE_STATIC)) !=
+	    SQLITE_OK || (rc = sqlite3_bind_text(st, first + 1, r->lo, -1,
+	    SQLITE_STATIC)) != SQLITE_OK || (rc = sqlite3_bind_text(st,
+	    first + 2, r->hi, -1, SQLITE_STATIC)) != SQLITE_OK)
+		return store_fail(s, rc, "binding a path");
+	return STORE_OK;
+}
+
+/* Binds a filter's argument to the count (step == 0) or the delete
+ * statement of its mode; *id says which statement. */
+static int store_bind_filter(struct store *s, const struct store_filter *f,
+    int step, enum store_stmt *id)
+{
+	static const enum store_stmt count[] = { S__COUNT, S_COUNT_PATH,
+	    S_COUNT_TEST, S_COUNT_KEY, S_ENTRIES };
+	static const enum store_stmt del[] = { S__COUNT, S_DEL_PATH,
+	    S_DEL_TEST, S_DEL_KEY, S_DEL_ALL };
+	sqlite3_stmt *st;
+	int rc = SQLITE_OK;
+
+	if (f->mode < TC_INV_PATH || f->mode > TC_INV_ALL) {
+		store_errf(s->msg, sizeof s->msg, "unknown invalidate mode %d",
+		    f->mode);
+		return STORE_EFAIL;
+	}
+	*id = step ? del[f->mode] : count[f->mode];
+	st = s->st[*id];
+	switch (f->mode) {
+	case TC_INV_PATH:
+		if ((rc = store_set_range(s, f->arg)) != STORE_OK)
+			return rc;
+		return store_bind_range(s, st, 1);
+	case TC_INV_TEST:
+		rc = sqlite3_bind_text(st, 1, f->arg != NULL ? f->arg : "", -1,
+		    SQLITE_STATIC);
+		break;
+	case TC_INV_KEY:
+		rc = sqlite3_bind_blob(st, 1, f->key, TC_DIGEST_BYTES,
+		    SQLITE_STATIC);
+		break;
+	}
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "binding a filter");
+	return STORE_OK;
+}
+
+int store_invalidate_count(struct store *s, const struct store_filter *f,
+    uint64_t *count)
+{
+	enum store_stmt id = S__COUNT;
+	int rc;
+
+	*count = 0;
+	if (f->mode == TC_INV_ALL) {
+		*count = s->entries;
+		return STORE_OK;
+	}
+	if ((rc = store_bind_filter(s, f, 0, &id)) != STORE_OK) {
+		if (id != S__COUNT)
+			store_done(s->st[id]);
+		return rc;
+	}
+	return store_count(s, id, count);
+}
+
+/* Binds the LIMIT of a step statement, the parameter after the others. */
+static int store_bind_limit(struct store *s, enum store_stmt id, int col,
+    uint64_t limit)
+{
+	int rc;
+
+	if ((rc = sqlite3_bind_int64(s->st[id], col, store_i64(limit))) !=
+	    SQLITE_OK) {
+		rc = store_fail(s, rc, "binding a limit");
+		store_done(s->st[id]);
+		return rc;
+	}
+	return STORE_OK;
+}
+
+int store_invalidate_step(struct store *s, const struct store_filter *f,
+    unsigned limit, uint64_t *removed)
+{
+	static const int limit_col[] = { 0, 4, 2, 0, 1 };
+	enum store_stmt id = S__COUNT;
+	int rc;
+
+	*removed = 0;
+	if (!s->in_txn) {
+		store_errf(s->msg, sizeof s->msg, "invalidate outside a "
+		    "transaction");
+		return STORE_EFAIL;
+	}
+	if ((rc = store_bind_filter(s, f, 1, &id)) != STORE_OK) {
+		if (id != S__COUNT)
+			store_done(s->st[id]);
+		return rc;
+	}
+	if (limit == 0) {
+		store_done(s->st[id]);
+		return STORE_OK;
+	}
+	if (limit_col[f->mode] != 0 && (rc = store_bind_limit(s, id,
+	    limit_col[f->mode], limit)) != STORE_OK)
+		return rc;
+	return store_delete(s, id, C_INVALIDATED, removed);
+}
+
+int store_sweep_step(struct store *s, uint64_t now_ms, unsigned limit,
+    uint64_t *removed)
+{
+	int rc;
+
+	*removed = 0;
+	if (!s->in_txn) {
+		store_errf(s->msg, sizeof s->msg, "sweep outside a transaction");
+		return STORE_EFAIL;
+	}
+	if (limit == 0)
+		return STORE_OK;
+	if ((rc = sqlite3_bind_int64(s->st[S_SWEEP], 1, store_i64(now_ms))) !=
+	    SQLITE_OK) {
+		rc = store_fail(s, rc, "binding a time");
+		store_done(s->st[S_SWEEP]);
+		return rc;
+	}
+	if ((rc = store_bind_limit(s, S_SWEEP, 2, limit)) != STORE_OK)
+		return rc;
+	return store_delete(s, S_SWEEP, C_EXPIRED, removed);
+}
+
+int store_evict_step(struct store *s, unsigned limit, uint64_t *removed)
+{
+	uint64_t excess;
+	int rc;
+
+	*removed = 0;
+	if (s->max_entries == 0 || s->entries <= s->max_entries || limit == 0)
+		return STORE_OK;
+	if (!s->in_txn) {
+		store_errf(s->msg, sizeof s->msg, "evict outside a transaction");
+		return STORE_EFAIL;
+	}
+	excess = s->entries - s->max_entries;
+	if ((rc = store_bind_limit(s, S_EVICT, 1, excess < limit ? excess :
+	    limit)) != STORE_OK)
+		return rc;
+	return store_delete(s, S_EVICT, C_EVICTED, removed);
+}
+
+/* --- list, explain, stats --- */
+
+static int store_bind_list(struct store *s, const char *test_glob,
+    const char *path, uint64_t after, uint32_t limit)
+{
+	sqlite3_stmt *st = s->st[S_LIST];
+	int rc;
+
+	if ((rc = sqlite3_bind_int64(st, 1, store_i64(after))) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 6, limit)) != SQLITE_OK)
+		goto fail;
+	if (test_glob != NULL && test_glob[0] != '\0' &&
+	    (rc = sqlite3_bind_text(st, 2, test_glob, -1, SQLITE_STATIC)) !=
+	    SQLITE_OK)
+		goto fail;
+	if (path != NULL && path[0] != '\0') {
+		if ((rc = store_set_range(s, path)) != STORE_OK)
+			return rc;
+		return store_bind_range(s, st, 3);
+	}
+	return STORE_OK;
+fail:
+	return store_fail(s, rc, "binding a list");
+}
+
+int store_list(struct store *s, const char *test_glob, const char *path,
+    uint64_t after, uint32_t limit, tc_entry **out, size_t *n,
+    uint64_t *next)
+{
+	sqlite3_stmt *st = s->st[S_LIST];
+	tc_entry *e;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	*next = 0;
+	if (limit > TC_MAX_LIST)
+		limit = TC_MAX_LIST;
+	if ((e = calloc(limit ? limit : 1, sizeof *e)) == NULL) {
+		store_errf(s->msg, sizeof s->msg, "out of memory");
+		return STORE_ENOMEM;
+	}
+	if ((rc = store_bind_list(s, test_glob, path, after, limit)) !=
+	    STORE_OK)
+		goto out;
+	while (len < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (store_row_entry(st, &e[len]) == -1) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		len++;
+	}
+	if (len < limit && rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "list");
+		goto out;
+	}
+	store_done(st);
+	if (len == limit && len > 0)
+		*next = e[len - 1].id;
+	*out = e;
+	*n = len;
+	return STORE_OK;
+out:
+	store_done(st);
+	proto_entries_free(e, len);
+	return rc;
+}
+
+int store_explain(struct store *s, const char *project, const char *test,
+    int *found, tc_entry *entry, tc_input **inputs, size_t *ninputs)
+{
+	sqlite3_stmt *st = s->st[S_EXPLAIN];
+	int rc;
+
+	*found = 0;
+	*inputs = NULL;
+	*ninputs = 0;
+	memset(entry, 0, sizeof *entry);
+	if ((rc = sqlite3_bind_text(st, 1, project != NULL ? project : "", -1,
+	    SQLITE_STATIC)) != SQLITE_OK || (rc = sqlite3_bind_text(st, 2,
+	    test != NULL ? test : "", -1, SQLITE_STATIC)) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		store_done(st);
+		return STORE_OK;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	if (store_row_entry(st, entry) == -1) {
+		rc = SQLITE_NOMEM;
+		goto fail;
+	}
+	store_done(st);
+	if ((rc = store_inputs(s, (int64_t)entry->id, -1, inputs, ninputs)) !=
+	    STORE_OK) {
+		proto_entry_clear(entry);
+		return rc;
+	}
+	*found = 1;
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "explain");
+	store_done(st);
+	return rc;
+}
+
+/* Bytes of the database: its pages, and the WAL not yet checkpointed. */
+static int store_db_bytes(struct store *s, uint64_t *bytes)
+{
+	char wal[PATH_MAX + 8];
+	struct stat sb;
+	int rc, n;
+
+	if ((rc = store_count(s, S_SIZE, bytes)) != STORE_OK)
+		return rc;
+	n = snprintf(wal, sizeof wal, "%s-wal", s->path);
+	if (n > 0 && (size_t)n < sizeof wal && stat(wal, &sb) == 0 &&
+	    sb.st_size > 0)
+		*bytes += (uint64_t)sb.st_size;
+	return STORE_OK;
+}
+
+int store_stats(struct store *s, tc_stat **out, size_t *n)
+{
+	enum { LIVE = 3 };
+	static const char *const live[LIVE] = { "entries", "flaky_entries",
+	    "db_bytes" };
+	uint64_t v[LIVE];
+	tc_stat *st;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	v[0] = s->entries;
+	if ((rc = store_count(s, S_FLAKY, &v[1])) != STORE_OK ||
+	    (rc = store_db_bytes(s, &v[2])) != STORE_OK)
+		return rc;
+	if ((st = calloc(C__COUNT + LIVE, sizeof *st)) == NULL)
+		goto nomem;
+	for (i = 0; i < C__COUNT + LIVE; i++) {
+		if (i < C__COUNT) {
+			st[i].name = strdup(store_counter_names[
+			    store_stats_order[i]]);
+			st[i].value = s->counters[store_stats_order[i]];
+		} else {
+			st[i].name = strdup(live[i - C__COUNT]);
+			st[i].value = v[i - C__COUNT];
+		}
+		if (st[i].name == NULL) {
+			proto_stats_free(st, i);
+			goto nomem;
+		}
+	}
+	*out = st;
+	*n = C__COUNT + LIVE;
+	return STORE_OK;
+nomem:
+	store_errf(s->msg, sizeof s->msg, "out of memory");
+	return STORE_ENOMEM;
+}
+
+void store_stats_reset(struct store *s)
+{
+	memset(s->counters, 0, sizeof s->counters);
+	s->dirty = 1;
+}

@@ -1,0 +1,1102 @@
+/*
+ * Unit tests of daemon/store.c on a temporary database.  Times are passed
+ * explicitly: nothing sleeps.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "daemon/store.h"
+#include "proto/limits.h"
+#include "proto/proto.h"
+
+#define TTL 1000u		/* default time to live in the tests, ms */
+#define T0 1000000u		/* a "now" far from zero */
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+	struct store_config cfg;
+};
+
+/* --- helpers --- */
+
+static void key_of(uint8_t key[TC_DIGEST_BYTES], unsigned n)
+{
+	memset(key, 0, TC_DIGEST_BYTES);
+	key[0] = (uint8_t)(n >> 8);
+	key[1] = (uint8_t)n;
+	key[31] = 0xee;
+}
+
+static void fx_open(struct fx *f)
+{
+	char err[1024];
+
+	err[0] = 'x';
+	assert_int_equal(store_open(&f->s, &f->cfg, err, sizeof err),
+	    STORE_OK);
+	assert_non_null(f->s);
+	assert_string_equal(err, "");
+}
+
+static int fx_setup_max(void **state, uint64_t max)
+{
+	struct fx *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/tcache-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/tcache.db", f->dir);
+	f->cfg.path = f->path;
+	f->cfg.ttl_ms = TTL;
+	f->cfg.max_entries = max;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+static int fx_setup(void **state)
+{
+	return fx_setup_max(state, 0);
+}
+
+static int fx_setup_max3(void **state)
+{
+	return fx_setup_max(state, 3);
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	struct dirent *de;
+	char p[512];
+	DIR *d;
+
+	store_close(f->s);
+	assert_non_null(d = opendir(f->dir));
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
+		assert_int_equal(unlink(p), 0);
+	}
+	closedir(d);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static void fx_reopen(struct fx *f)
+{
+	store_close(f->s);
+	f->s = NULL;
+	fx_open(f);
+}
+
+/* Records one entry in its own transaction; returns the flaky flag. */
+static int put(struct store *s, unsigned k, const char *test, int outcome,
+    uint64_t now, const tc_input *in, uint32_t nin)
+{
+	tc_record r = { .project = "proj", .test = test, .root = "/p",
+	    .outcome = (uint8_t)outcome, .duration_us = 100 + k,
+	    .message = "msg", .ninputs = nin, .inputs = in };
+	int flaky = -1;
+
+	key_of(r.key, k);
+	assert_int_equal(store_begin(s), STORE_OK);
+	assert_int_equal(store_record(s, &r, now, &flaky), STORE_OK);
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(store_in_txn(s), 0);
+	return flaky;
+}
+
+static void put_path(struct store *s, unsigned k, const char *path,
+    uint64_t now)
+{
+	tc_input in = { .kind = TC_INPUT_FILE, .path = (char *)path };
+
+	memset(in.digest, 0x11, sizeof in.digest);
+	put(s, k, "t", TC_PASS, now, &in, 1);
+}
+
+/* 1 when the key has a live entry at now (counts a lookup). */
+static int live(struct store *s, unsigned k, uint64_t now)
+{
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+	int found;
+
+	key_of(key, k);
+	assert_int_equal(store_lookup(s, key, now, &r), STORE_OK);
+	found = r.found;
+	proto_result_clear(&r);
+	return found;
+}
+
+static uint64_t stat_of(struct store *s, const char *name)
+{
+	tc_stat *st;
+	size_t n;
+	uint64_t v = UINT64_MAX;
+
+	assert_int_equal(store_stats(s, &st, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(st[i].name, name) == 0)
+			v = st[i].value;
+	}
+	proto_stats_free(st, n);
+	assert_true(v != UINT64_MAX);
+	return v;
+}
+
+static uint64_t inv_count(struct store *s, int mode, const char *arg)
+{
+	struct store_filter f = { .mode = mode, .arg = arg };
+	uint64_t n = UINT64_MAX;
+
+	assert_int_equal(store_invalidate_count(s, &f, &n), STORE_OK);
+	return n;
+}
+
+/* Removes everything the filter matches in steps of limit; returns the
+ * total, and the number of steps in *steps. */
+static uint64_t inv_run(struct store *s, const struct store_filter *f,
+    unsigned limit, unsigned *steps)
+{
+	uint64_t total = 0, removed;
+
+	*steps = 0;
+	assert_int_equal(store_begin(s), STORE_OK);
+	do {
+		assert_int_equal(store_invalidate_step(s, f, limit, &removed),
+		    STORE_OK);
+		assert_true(removed <= limit);
+		total += removed;
+		(*steps)++;
+	} while (removed == limit);
+	assert_int_equal(store_commit(s), STORE_OK);
+	return total;
+}
+
+static uint64_t inv_path(struct store *s, const char *path)
+{
+	struct store_filter f = { .mode = TC_INV_PATH, .arg = path };
+	unsigned steps;
+
+	return inv_run(s, &f, 100, &steps);
+}
+
+static long file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+static void *file_read(const char *path, long *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+
+	assert_non_null(fp);
+	*len = file_size(path);
+	assert_true(*len >= 0);
+	assert_non_null(buf = malloc((size_t)*len + 1));
+	assert_int_equal(fread(buf, 1, (size_t)*len, fp), (size_t)*len);
+	fclose(fp);
+	return buf;
+}
+
+/* The name of the first "tcache.db.damaged-*" file in dir (not -wal or
+ * -shm), or "" when there is none. */
+static void damaged_name(const char *dir, char *out, size_t len)
+{
+	struct dirent *de;
+	size_t n;
+	DIR *d;
+
+	out[0] = '\0';
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (strncmp(de->d_name, "tcache.db.damaged-", 18) == 0 &&
+		    (n < 4 || (strcmp(de->d_name + n - 4, "-wal") != 0 &&
+		    strcmp(de->d_name + n - 4, "-shm") != 0)))
+			snprintf(out, len, "%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+}
+
+/* --- lookup and record --- */
+
+static void test_record_lookup_hit(void **state)
+{
+	struct fx *f = *state;
+	tc_input in[3] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "data/x.txt" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+	};
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+
+	memset(in[1].digest, 0xab, TC_DIGEST_BYTES);
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0, in, 3), 0);
+	assert_int_equal(store_entries(f->s), 1);
+
+	key_of(key, 1);
+	assert_int_equal(store_lookup(f->s, key, T0 + 10, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.outcome, TC_PASS);
+	assert_int_equal(r.flaky, 0);
+	assert_int_equal(r.duration_us, 101);
+	assert_int_equal(r.created_ms, T0);
+	assert_int_equal(r.expires_ms, T0 + TTL);
+	/* Only the discovered inputs come back, for the client to verify. */
+	assert_int_equal(r.ninputs, 1);
+	assert_int_equal(r.inputs[0].kind, TC_INPUT_FOUND);
+	assert_string_equal(r.inputs[0].path, "data/x.txt");
+	assert_memory_equal(r.inputs[0].digest, in[1].digest, TC_DIGEST_BYTES);
+	proto_result_clear(&r);
+
+	assert_int_equal(live(f->s, 2, T0), 0);
+	assert_int_equal(stat_of(f->s, "hits"), 1);
+	assert_int_equal(stat_of(f->s, "misses"), 1);
+	assert_int_equal(stat_of(f->s, "time_saved_us"), 101);
+	assert_int_equal(stat_of(f->s, "records"), 1);
+	assert_int_equal(stat_of(f->s, "entries"), 1);
+	assert_true(stat_of(f->s, "db_bytes") > 0);
+}
+
+static void test_hit_bumps_entry(void **state)
+{
+	struct fx *f = *state;
+	tc_entry e;
+	tc_input *in;
+	size_t nin;
+	int found;
+
+	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
+	/* Without a transaction the hit is counted but not written. */
+	assert_int_equal(live(f->s, 1, T0 + 1), 1);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(live(f->s, 1, T0 + 5), 1);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_explain(f->s, "proj", "t1", &found, &e, &in,
+	    &nin), STORE_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(e.hits, 1);
+	assert_int_equal(e.last_used_ms, T0 + 5);
+	proto_entry_clear(&e);
+	proto_inputs_free(in, nin);
+	assert_int_equal(stat_of(f->s, "hits"), 2);
+}
+
+static void test_fail_is_not_a_hit(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+
+	put(f->s, 1, "t1", TC_FAIL, T0, NULL, 0);
+	key_of(key, 1);
+	assert_int_equal(store_lookup(f->s, key, T0 + 1, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.outcome, TC_FAIL);
+	proto_result_clear(&r);
+	assert_int_equal(stat_of(f->s, "hits"), 0);
+	assert_int_equal(stat_of(f->s, "misses"), 1);
+	assert_int_equal(stat_of(f->s, "time_saved_us"), 0);
+}
+
+static void test_expiry(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_PASS, .ttl_ms = 50 };
+	int flaky;
+
+	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
+	assert_int_equal(live(f->s, 1, T0 + TTL - 1), 1);
+	assert_int_equal(live(f->s, 1, T0 + TTL), 0);
+	/* A record's own ttl wins over the default. */
+	key_of(r.key, 2);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(live(f->s, 2, T0 + 49), 1);
+	assert_int_equal(live(f->s, 2, T0 + 50), 0);
+	/* An expired entry is still there until swept. */
+	assert_int_equal(store_entries(f->s), 2);
+}
+
+static void test_flaky(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0, NULL, 0), 0);
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0 + 1, NULL, 0), 0);
+	assert_int_equal(put(f->s, 1, "t1", TC_FAIL, T0 + 2, NULL, 0), 1);
+	assert_int_equal(stat_of(f->s, "flaky_marked"), 1);
+	assert_int_equal(stat_of(f->s, "flaky_entries"), 1);
+	/* Flaky stays until the entry is replaced after expiry. */
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0 + 3, NULL, 0), 1);
+	assert_int_equal(stat_of(f->s, "flaky_marked"), 1);
+	key_of(key, 1);
+	assert_int_equal(store_lookup(f->s, key, T0 + 4, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.outcome, TC_PASS);
+	assert_int_equal(r.flaky, 1);
+	proto_result_clear(&r);
+	assert_int_equal(stat_of(f->s, "hits"), 0);
+	assert_int_equal(stat_of(f->s, "misses"), 1);
+
+	/* Recorded again after it expired: a clean entry. */
+	assert_int_equal(put(f->s, 1, "t1", TC_FAIL, T0 + 3 + TTL, NULL, 0),
+	    0);
+	assert_int_equal(stat_of(f->s, "flaky_entries"), 0);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(stat_of(f->s, "records"), 5);
+}
+
+static void test_message_truncated(void **state)
+{
+	struct fx *f = *state;
+	char msg[TC_MAX_MESSAGE + 500];
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_FAIL, .message = msg };
+	tc_entry e;
+	tc_input *in;
+	size_t nin;
+	int found, flaky;
+
+	memset(msg, 'm', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	/* A two-byte UTF-8 character across the cut is not split. */
+	msg[TC_MAX_MESSAGE - 1] = (char)0xc3;
+	msg[TC_MAX_MESSAGE] = (char)0xa9;
+	key_of(r.key, 1);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_explain(f->s, "", "t", &found, &e, &in, &nin),
+	    STORE_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(strlen(e.message), TC_MAX_MESSAGE - 1);
+	proto_entry_clear(&e);
+	proto_inputs_free(in, nin);
+}
+
+static void test_record_needs_txn(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_PASS };
+	int flaky;
+
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_EFAIL);
+	assert_true(strlen(store_error(f->s)) > 0);
+	assert_int_equal(store_entries(f->s), 0);
+}
+
+/* --- transactions --- */
+
+static void test_savepoint_rollback(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_PASS };
+	int flaky;
+
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	key_of(r.key, 1);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_release(f->s), STORE_OK);
+
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	key_of(r.key, 2);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	key_of(r.key, 3);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_entries(f->s), 3);
+	assert_int_equal(store_rollback_savepoint(f->s), STORE_OK);
+	assert_int_equal(store_in_txn(f->s), 1);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+
+	assert_int_equal(live(f->s, 1, T0), 1);
+	assert_int_equal(live(f->s, 2, T0), 0);
+	assert_int_equal(live(f->s, 3, T0), 0);
+	assert_int_equal(stat_of(f->s, "records"), 1);
+	fx_reopen(f);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(live(f->s, 1, T0), 1);
+}
+
+static void test_rollback(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_PASS };
+	int flaky;
+
+	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	key_of(r.key, 2);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	store_rollback(f->s);
+	assert_int_equal(store_in_txn(f->s), 0);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(stat_of(f->s, "records"), 1);
+	assert_int_equal(live(f->s, 2, T0), 0);
+}
+
+/* --- invalidation --- */
+
+/* Entries 1..6: /p/src/a.c, /p/src/sub/b.c, /p/srcx/c.c, /p/src.c, env
+ * only, /etc/conf (absolute, outside the root). */
+static void put_tree(struct store *s)
+{
+	tc_input env = { .kind = TC_INPUT_ENV, .path = "HOME" };
+	tc_input found = { .kind = TC_INPUT_FOUND, .path = "src/sub/b.c" };
+
+	put_path(s, 1, "src/a.c", T0);
+	put(s, 2, "t", TC_PASS, T0, &found, 1);
+	put_path(s, 3, "srcx/c.c", T0);
+	put_path(s, 4, "src.c", T0);
+	put(s, 5, "t", TC_PASS, T0, &env, 1);
+	put_path(s, 6, "/etc/conf", T0);
+	assert_int_equal(store_entries(s), 6);
+}
+
+static void test_invalidate_path_file(void **state)
+{
+	struct fx *f = *state;
+
+	put_tree(f->s);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a.c"), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/etc/conf"), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a"), 0);
+	assert_int_equal(inv_path(f->s, "/p/src/a.c"), 1);
+	assert_int_equal(live(f->s, 1, T0), 0);
+	assert_int_equal(store_entries(f->s), 5);
+	assert_int_equal(stat_of(f->s, "invalidated"), 1);
+}
+
+static void test_invalidate_path_dir(void **state)
+{
+	struct fx *f = *state;
+
+	put_tree(f->s);
+	/* Dry run: counted, nothing removed. */
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src"), 2);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/"), 2);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src//"), 2);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p"), 4);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/"), 5);
+	assert_int_equal(store_entries(f->s), 6);
+
+	assert_int_equal(inv_path(f->s, "/p/src/"), 2);
+	assert_int_equal(live(f->s, 1, T0), 0);
+	assert_int_equal(live(f->s, 2, T0), 0);
+	/* Siblings that share the prefix are untouched. */
+	assert_int_equal(live(f->s, 3, T0), 1);
+	assert_int_equal(live(f->s, 4, T0), 1);
+	assert_int_equal(inv_path(f->s, "/p/srcx"), 1);
+	assert_int_equal(live(f->s, 4, T0), 1);
+	assert_int_equal(inv_path(f->s, "/"), 2);
+	assert_int_equal(live(f->s, 5, T0), 1);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(stat_of(f->s, "invalidated"), 5);
+}
+
+static void test_invalidate_test_key_all(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter fk = { .mode = TC_INV_KEY };
+	struct store_filter fa = { .mode = TC_INV_ALL };
+	struct store_filter ft = { .mode = TC_INV_TEST, .arg = "mod::*" };
+	uint64_t n;
+	unsigned steps;
+
+	put(f->s, 1, "mod::test_a", TC_PASS, T0, NULL, 0);
+	put(f->s, 2, "mod::test_b", TC_PASS, T0, NULL, 0);
+	put(f->s, 3, "other::x", TC_PASS, T0, NULL, 0);
+	put(f->s, 4, "other::y", TC_PASS, T0, NULL, 0);
+	put(f->s, 5, "z", TC_PASS, T0, NULL, 0);
+	assert_int_equal(inv_count(f->s, TC_INV_TEST, "mod::*"), 2);
+	assert_int_equal(inv_count(f->s, TC_INV_TEST, "mod::test_[a]"), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_TEST, "MOD::*"), 0);
+	assert_int_equal(inv_count(f->s, TC_INV_TEST, "*::?"), 2);
+	assert_int_equal(inv_run(f->s, &ft, 100, &steps), 2);
+	assert_int_equal(live(f->s, 1, T0), 0);
+	assert_int_equal(live(f->s, 3, T0), 1);
+
+	key_of(fk.key, 3);
+	assert_int_equal(store_invalidate_count(f->s, &fk, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(inv_run(f->s, &fk, 100, &steps), 1);
+	assert_int_equal(live(f->s, 3, T0), 0);
+	assert_int_equal(live(f->s, 4, T0), 1);
+
+	assert_int_equal(store_invalidate_count(f->s, &fa, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(inv_run(f->s, &fa, 100, &steps), 2);
+	assert_int_equal(store_entries(f->s), 0);
+	assert_int_equal(stat_of(f->s, "invalidated"), 5);
+}
+
+static void test_invalidate_steps(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter fp = { .mode = TC_INV_PATH, .arg = "/p/dir" };
+	struct store_filter fa = { .mode = TC_INV_ALL };
+	tc_input in[3] = {
+		{ .kind = TC_INPUT_FILE, .path = "dir/a" },
+		{ .kind = TC_INPUT_FILE, .path = "dir/b" },
+		{ .kind = TC_INPUT_FOUND, .path = "dir/c" },
+	};
+	unsigned steps;
+
+	for (unsigned k = 1; k <= 10; k++)
+		put(f->s, k, "t", TC_PASS, T0, in, 3);
+	put(f->s, 11, "t", TC_PASS, T0, NULL, 0);
+	/* Three inputs an entry: a step still removes limit entries. */
+	assert_int_equal(inv_run(f->s, &fp, 3, &steps), 10);
+	assert_int_equal(steps, 4);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(live(f->s, 11, T0), 1);
+	for (unsigned k = 1; k <= 6; k++)
+		put(f->s, k, "t", TC_PASS, T0, in, 3);
+	assert_int_equal(inv_run(f->s, &fa, 2, &steps), 7);
+	assert_int_equal(steps, 4);
+	assert_int_equal(store_entries(f->s), 0);
+	assert_int_equal(stat_of(f->s, "invalidated"), 17);
+}
+
+/* --- sweep and eviction --- */
+
+static void test_sweep(void **state)
+{
+	struct fx *f = *state;
+	uint64_t removed;
+
+	for (unsigned k = 1; k <= 5; k++)
+		put(f->s, k, "t", TC_PASS, T0 + k, NULL, 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	/* At T0 + TTL + 3, entries 1..3 have expired. */
+	assert_int_equal(store_sweep_step(f->s, T0 + TTL + 3, 2, &removed),
+	    STORE_OK);
+	assert_int_equal(removed, 2);
+	assert_int_equal(store_sweep_step(f->s, T0 + TTL + 3, 2, &removed),
+	    STORE_OK);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_sweep_step(f->s, T0 + TTL + 3, 2, &removed),
+	    STORE_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_entries(f->s), 2);
+	assert_int_equal(live(f->s, 4, T0 + 5), 1);
+	assert_int_equal(live(f->s, 5, T0 + 5), 1);
+	assert_int_equal(stat_of(f->s, "expired"), 3);
+	fx_reopen(f);
+	assert_int_equal(store_entries(f->s), 2);
+	assert_int_equal(stat_of(f->s, "expired"), 3);
+}
+
+static void test_evict(void **state)
+{
+	struct fx *f = *state;
+	uint64_t removed;
+
+	for (unsigned k = 1; k <= 6; k++)
+		put(f->s, k, "t", TC_PASS, T0 + k, NULL, 0);
+	/* Entry 1 is used again: the least recently used are 2, 3, 4. */
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(live(f->s, 1, T0 + 10), 1);
+	assert_int_equal(store_evict_step(f->s, 2, &removed), STORE_OK);
+	assert_int_equal(removed, 2);
+	assert_int_equal(store_evict_step(f->s, 2, &removed), STORE_OK);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_evict_step(f->s, 2, &removed), STORE_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_entries(f->s), 3);
+	assert_int_equal(live(f->s, 1, T0 + 11), 1);
+	assert_int_equal(live(f->s, 2, T0 + 11), 0);
+	assert_int_equal(live(f->s, 3, T0 + 11), 0);
+	assert_int_equal(live(f->s, 4, T0 + 11), 0);
+	assert_int_equal(live(f->s, 5, T0 + 11), 1);
+	assert_int_equal(live(f->s, 6, T0 + 11), 1);
+	assert_int_equal(stat_of(f->s, "evicted"), 3);
+}
+
+/* --- list and explain --- */
+
+static void test_list(void **state)
+{
+	struct fx *f = *state;
+	tc_input in = { .kind = TC_INPUT_FILE, .path = "lib/x.c" };
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_entry *e;
+	size_t n, total = 0;
+	uint64_t after = 0, next, prev = 0;
+	unsigned pages = 0;
+
+	for (unsigned k = 1; k <= 7; k++)
+		put(f->s, k, k % 2 ? "odd" : "even", TC_PASS, T0, &in,
+		    k == 4 || k == 5);
+	do {
+		assert_int_equal(store_list(f->s, NULL, NULL, after, 3, &e, &n,
+		    &next), STORE_OK);
+		for (size_t i = 0; i < n; i++) {
+			assert_true(e[i].id > prev);
+			prev = e[i].id;
+			assert_string_equal(e[i].project, "proj");
+			assert_string_equal(e[i].root, "/p");
+			assert_string_equal(e[i].message, "msg");
+			assert_int_equal(e[i].expires_ms, T0 + TTL);
+		}
+		total += n;
+		pages++;
+		proto_entries_free(e, n);
+		after = next;
+	} while (next != 0);
+	assert_int_equal(total, 7);
+	assert_int_equal(pages, 3);
+
+	assert_int_equal(store_list(f->s, "ev*", "", 0, 100, &e, &n, &next),
+	    STORE_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(next, 0);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(e[i].test, "even");
+	proto_entries_free(e, n);
+
+	assert_int_equal(store_list(f->s, NULL, "/p/lib/", 0, 100, &e, &n,
+	    &next), STORE_OK);
+	assert_int_equal(n, 2);
+	key_of(key, 4);
+	assert_memory_equal(e[0].key, key, TC_DIGEST_BYTES);
+	proto_entries_free(e, n);
+
+	assert_int_equal(store_list(f->s, "odd", "/p/lib", 0, 100, &e, &n,
+	    &next), STORE_OK);
+	assert_int_equal(n, 1);
+	proto_entries_free(e, n);
+	assert_int_equal(store_list(f->s, NULL, "/p/li", 0, 100, &e, &n,
+	    &next), STORE_OK);
+	assert_int_equal(n, 0);
+	proto_entries_free(e, n);
+}
+
+static void test_explain(void **state)
+{
+	struct fx *f = *state;
+	tc_input in[3] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "data" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+	};
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_entry e;
+	tc_input *got;
+	size_t n;
+	int found;
+
+	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
+	put(f->s, 2, "t", TC_FAIL, T0 + 2 * TTL, in, 3);
+	put(f->s, 3, "t", TC_PASS, T0 + 1, NULL, 0);
+	assert_int_equal(store_explain(f->s, "proj", "t", &found, &e, &got,
+	    &n), STORE_OK);
+	assert_int_equal(found, 1);
+	key_of(key, 2);
+	assert_memory_equal(e.key, key, TC_DIGEST_BYTES);
+	assert_int_equal(e.outcome, TC_FAIL);
+	assert_int_equal(e.created_ms, T0 + 2 * TTL);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].kind, i);
+		assert_string_equal(got[i].path, in[i].path);
+	}
+	proto_entry_clear(&e);
+	proto_inputs_free(got, n);
+
+	/* Other projects' entries are not explained. */
+	assert_int_equal(store_explain(f->s, "other", "t", &found, &e, &got,
+	    &n), STORE_OK);
+	assert_int_equal(found, 0);
+	assert_null(got);
+	assert_int_equal(n, 0);
+}
+
+/* --- counters --- */
+
+static void test_stats_persist(void **state)
+{
+	struct fx *f = *state;
+
+	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(live(f->s, 1, T0), 1);
+	assert_int_equal(live(f->s, 2, T0), 0);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	/* Counted after the last commit: saved by close. */
+	assert_int_equal(live(f->s, 3, T0), 0);
+	fx_reopen(f);
+	assert_int_equal(stat_of(f->s, "hits"), 1);
+	assert_int_equal(stat_of(f->s, "misses"), 2);
+	assert_int_equal(stat_of(f->s, "records"), 1);
+	assert_int_equal(stat_of(f->s, "time_saved_us"), 101);
+	assert_int_equal(stat_of(f->s, "entries"), 1);
+
+	store_stats_reset(f->s);
+	assert_int_equal(stat_of(f->s, "hits"), 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	fx_reopen(f);
+	assert_int_equal(stat_of(f->s, "hits"), 0);
+	assert_int_equal(stat_of(f->s, "misses"), 0);
+	assert_int_equal(stat_of(f->s, "records"), 0);
+	/* Entries are not a counter: reset leaves them. */
+	assert_int_equal(stat_of(f->s, "entries"), 1);
+}
+
+static void test_stats_names(void **state)
+{
+	static const char *const names[] = { "hits", "misses", "records",
+	    "time_saved_us", "expired", "invalidated", "evicted",
+	    "flaky_marked", "entries", "flaky_entries", "db_bytes" };
+	struct fx *f = *state;
+	tc_stat *st;
+	size_t n;
+
+	assert_int_equal(store_stats(f->s, &st, &n), STORE_OK);
+	assert_int_equal(n, sizeof names / sizeof names[0]);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(st[i].name, names[i]);
+	proto_stats_free(st, n);
+}
+
+/* --- files: newer, foreign, damaged --- */
+
+static void make_db(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static void refused_unchanged(struct fx *f, const char *sql, int code,
+    const char *needle)
+{
+	char err[1024], aside[512];
+	struct store *s = (struct store *)1;
+	void *before, *after;
+	long lb, la;
+
+	make_db(f->path, sql);
+	before = file_read(f->path, &lb);
+	assert_int_equal(store_open(&s, &f->cfg, err, sizeof err), code);
+	assert_null(s);
+	assert_non_null(strstr(err, needle));
+	after = file_read(f->path, &la);
+	assert_int_equal(la, lb);
+	assert_memory_equal(before, after, (size_t)lb);
+	damaged_name(f->dir, aside, sizeof aside);
+	assert_string_equal(aside, "");
+	free(before);
+	free(after);
+}
+
+static void test_newer_refused(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	refused_unchanged(f, "CREATE TABLE entries(x); "
+	    "PRAGMA user_version = 99;", STORE_ENEWER, "99");
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	void *buf;
+	long len;
+
+	buf = file_read(from, &len);
+	write_file(to, buf, (size_t)len);
+	free(buf);
+}
+
+/* A newer file whose last writes are still in its WAL: opening it must not
+ * checkpoint them into it. */
+static void test_newer_wal_unchanged(void **state)
+{
+	struct fx *f = *state;
+	char src[128], wal[256], srcwal[256], err[1024];
+	struct store *s;
+	void *b1, *b2, *w1, *w2;
+	long l1, l2, lw1, lw2;
+	sqlite3 *db;
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	snprintf(src, sizeof src, "%s/src.db", f->dir);
+	snprintf(srcwal, sizeof srcwal, "%s-wal", src);
+	snprintf(wal, sizeof wal, "%s-wal", f->path);
+	assert_int_equal(sqlite3_open(src, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL; "
+	    "CREATE TABLE entries(x); INSERT INTO entries VALUES (1); "
+	    "PRAGMA user_version = 7;", NULL, NULL, NULL), SQLITE_OK);
+	/* A copy taken while the writer is open keeps its WAL. */
+	copy_file(src, f->path);
+	copy_file(srcwal, wal);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	assert_true(file_size(wal) > 0);
+	b1 = file_read(f->path, &l1);
+	w1 = file_read(wal, &lw1);
+	assert_int_equal(store_open(&s, &f->cfg, err, sizeof err),
+	    STORE_ENEWER);
+	assert_non_null(strstr(err, "7"));
+	b2 = file_read(f->path, &l2);
+	w2 = file_read(wal, &lw2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, (size_t)l1);
+	assert_int_equal(lw1, lw2);
+	assert_memory_equal(w1, w2, (size_t)lw1);
+	free(b1);
+	free(b2);
+	free(w1);
+	free(w2);
+}
+
+static void test_foreign_refused(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	refused_unchanged(f, "CREATE TABLE notes(x); INSERT INTO notes "
+	    "VALUES (1);", STORE_EFAIL, "not tcache's");
+}
+
+/* Opens over a damaged file: moved aside with a warning, a fresh store
+ * that works. */
+static void reopen_damaged(struct fx *f, const void *bytes, long len)
+{
+	char err[1024], aside[512];
+	void *moved;
+	long mlen;
+
+	assert_int_equal(store_open(&f->s, &f->cfg, err, sizeof err),
+	    STORE_OK);
+	assert_non_null(f->s);
+	assert_non_null(strstr(err, "damaged"));
+	damaged_name(f->dir, aside, sizeof aside);
+	assert_true(aside[0] != '\0');
+	assert_non_null(strstr(err, aside));
+	moved = file_read(aside, &mlen);
+	assert_int_equal(mlen, len);
+	assert_memory_equal(moved, bytes, (size_t)len);
+	free(moved);
+
+	assert_int_equal(store_entries(f->s), 0);
+	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
+	assert_int_equal(live(f->s, 1, T0), 1);
+	fx_reopen(f);
+	assert_int_equal(live(f->s, 1, T0), 1);
+}
+
+static void test_garbage_moved_aside(void **state)
+{
+	struct fx *f = *state;
+	unsigned char buf[8192];
+	uint32_t x = 12345;
+
+	store_close(f->s);
+	f->s = NULL;
+	for (size_t i = 0; i < sizeof buf; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(x >> 16);
+	}
+	write_file(f->path, buf, sizeof buf);
+	reopen_damaged(f, buf, (long)sizeof buf);
+}
+
+static void test_truncated_moved_aside(void **state)
+{
+	struct fx *f = *state;
+	tc_input in[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "some/rather/long/path/a.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "another/long/path/b.txt" },
+	};
+	void *bytes;
+	long len;
+
+	for (unsigned k = 1; k <= 400; k++)
+		put(f->s, k, "a/test/id/that/takes/some/room", TC_PASS, T0,
+		    in, 2);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(file_size(f->path) > 65536, 1);
+	assert_int_equal(truncate(f->path, file_size(f->path) / 2), 0);
+	bytes = file_read(f->path, &len);
+	reopen_damaged(f, bytes, len);
+	free(bytes);
+}
+
+static void test_recover(void **state)
+{
+	struct fx *f = *state;
+	char err[1024], aside[512];
+
+	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
+	assert_int_equal(live(f->s, 1, T0), 1);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_recover(f->s, err, sizeof err), STORE_OK);
+	assert_non_null(strstr(err, "damaged"));
+	assert_int_equal(store_in_txn(f->s), 0);
+	damaged_name(f->dir, aside, sizeof aside);
+	assert_true(aside[0] != '\0');
+	assert_int_equal(store_entries(f->s), 0);
+	assert_int_equal(live(f->s, 1, T0), 0);
+	/* The daemon's counters outlive the file. */
+	assert_int_equal(stat_of(f->s, "hits"), 1);
+	put(f->s, 2, "t", TC_PASS, T0, NULL, 0);
+	assert_int_equal(live(f->s, 2, T0), 1);
+}
+
+/* --- query plans --- */
+
+/* Every step of the plan of sql searches an index: no full scan of
+ * entries or inputs (an ordered index walk with a LIMIT is allowed when
+ * named in allow). */
+static void assert_indexed(sqlite3 *db, const char *sql, const char *allow)
+{
+	char eqp[2048];
+	sqlite3_stmt *st;
+	const char *d;
+	int steps = 0;
+
+	snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		d = (const char *)sqlite3_column_text(st, 3);
+		assert_non_null(d);
+		if (strncmp(d, "SCAN entries", 12) == 0 ||
+		    strncmp(d, "SCAN inputs", 11) == 0) {
+			if (allow == NULL || strstr(d, allow) == NULL)
+				fail_msg("full scan in \"%s\": %s", sql, d);
+		}
+		steps++;
+	}
+	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+	assert_true(steps > 0);
+}
+
+static void test_query_plans(void **state)
+{
+	/* The statements of daemon/store.c that must stay index ranges. */
+	static const char *const sql[] = {
+		"SELECT count(DISTINCT entry) FROM inputs WHERE abspath = ?1 "
+		"OR (abspath >= ?2 AND abspath < ?3)",
+		"DELETE FROM entries WHERE id IN (SELECT DISTINCT entry FROM "
+		"inputs WHERE abspath = ?1 OR (abspath >= ?2 AND abspath < ?3) "
+		"LIMIT ?4)",
+		"DELETE FROM entries WHERE id IN (SELECT id FROM entries "
+		"WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
+		"SELECT id, key, project, test, root, outcome, flaky, "
+		"duration_us, created, expires, hits, last_used, message FROM "
+		"entries WHERE test = ?2 AND project = ?1 "
+		"ORDER BY created DESC, id DESC LIMIT 1",
+		"SELECT id, outcome, flaky, duration_us, created, expires "
+		"FROM entries WHERE key = ?1 AND expires > ?2",
+		"SELECT kind, path, digest FROM inputs WHERE entry = ?1 AND "
+		"kind = ?2 ORDER BY path",
+		"DELETE FROM inputs WHERE entry = ?1",
+		"SELECT count(*) FROM entries WHERE flaky = 1",
+		"SELECT count(*) FROM entries WHERE test GLOB 'mod::*'",
+	};
+	struct fx *f = *state;
+	sqlite3 *db;
+
+	put_tree(f->s);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++)
+		assert_indexed(db, sql[i], NULL);
+	assert_indexed(db, "DELETE FROM entries WHERE id IN (SELECT id FROM "
+	    "entries ORDER BY last_used, id LIMIT ?1)",
+	    "USING COVERING INDEX entries_last_used");
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+		T(test_record_lookup_hit),
+		T(test_hit_bumps_entry),
+		T(test_fail_is_not_a_hit),
+		T(test_expiry),
+		T(test_flaky),
+		T(test_message_truncated),
+		T(test_record_needs_txn),
+		T(test_savepoint_rollback),
+		T(test_rollback),
+		T(test_invalidate_path_file),
+		T(test_invalidate_path_dir),
+		T(test_invalidate_test_key_all),
+		T(test_invalidate_steps),
+		T(test_sweep),
+		cmocka_unit_test_setup_teardown(test_evict, fx_setup_max3,
+		    fx_teardown),
+		T(test_list),
+		T(test_explain),
+		T(test_stats_persist),
+		T(test_stats_names),
+		T(test_newer_refused),
+		T(test_newer_wal_unchanged),
+		T(test_foreign_refused),
+		T(test_garbage_moved_aside),
+		T(test_truncated_moved_aside),
+		T(test_recover),
+		T(test_query_plans),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
