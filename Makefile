@@ -57,7 +57,7 @@ $(BUILD)/schema.h: schema.sql
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/daemon/store.o: $(BUILD)/schema.h
-$(BUILD)/daemon/store.o: EXTRA_CFLAGS += -I$(BUILD)
+$(BUILD)/daemon/store.o: override EXTRA_CFLAGS += -I$(BUILD)
 
 $(BUILD)/libtcache.a: $(PROTO_OBJ) $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
