@@ -238,6 +238,7 @@ static int cli_opt(struct cli *cli, int val, const char *arg)
 		if (realpath(arg, cli->root) == NULL)
 			return cli_usage(cli->cmd, "--root %s: %s", arg,
 			    strerror(errno));
+		cli->root_given = 1;
 		break;
 	case CLI_OPT_TEST:
 		cli->test = arg;
@@ -341,6 +342,38 @@ static void cli_find_daemon(struct cli *cli)
 		snprintf(cli->daemon, sizeof cli->daemon, "tcached");
 }
 
+/*
+ * With --root, a relative --dep names a path in the project, wherever the
+ * command runs from: `tcache lookup --root /p --dep src` is the same from
+ * any directory.  Without it, relative means relative to the current
+ * directory, as in a shell (`--dep ../src` from a subdirectory).
+ */
+static int cli_join_deps(struct cli *cli)
+{
+	size_t len;
+	char *p;
+
+	if (!cli->root_given)
+		return CLI_PROCEED;
+	cli->joined = calloc(cli->ndeps + 1, sizeof *cli->joined);
+	if (cli->joined == NULL)
+		goto nomem;
+	for (size_t i = 0; i < cli->ndeps; i++) {
+		if (cli->deps[i][0] == '/')
+			continue;
+		len = strlen(cli->root) + 1 + strlen(cli->deps[i]) + 1;
+		if ((p = malloc(len)) == NULL)
+			goto nomem;
+		snprintf(p, len, "%s/%s", cli->root, cli->deps[i]);
+		cli->joined[cli->njoined++] = p;
+		cli->deps[i] = p;
+	}
+	return CLI_PROCEED;
+nomem:
+	fprintf(stderr, "tcache: out of memory\n");
+	return CLI_ERROR;
+}
+
 /* What the options cannot check one at a time. */
 static int cli_check(struct cli *cli, int accept)
 {
@@ -357,9 +390,11 @@ static int cli_check(struct cli *cli, int accept)
 	if (strlen(cli->project) > TC_MAX_NAME)
 		return cli_usage(cli->cmd, "--project is longer than %u bytes",
 		    TC_MAX_NAME);
-	if ((accept & CLI_A_INPUTS) && cli->root[0] == '\0')
+	if (!(accept & CLI_A_INPUTS))
+		return CLI_PROCEED;
+	if (cli->root[0] == '\0')
 		return cli_find_root(cli);
-	return CLI_PROCEED;
+	return cli_join_deps(cli);
 }
 
 /*
@@ -404,6 +439,11 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int accept,
 
 void cli_free(struct cli *cli)
 {
+	for (size_t i = 0; i < cli->njoined; i++)
+		free(cli->joined[i]);
+	free(cli->joined);
+	cli->joined = NULL;
+	cli->njoined = 0;
 	free(cli->deps);
 	free(cli->envs);
 	cli->deps = NULL;

@@ -51,14 +51,16 @@ enum cli_accept {
 	CLI_A_STOP = 1 << 10	/* options end at the first operand (run) */
 };
 
-/* A parsed command line.  Strings point into argv; deps and envs are
- * owned (cli_free). */
+/* A parsed command line.  Strings point into argv, but for the deps made
+ * absolute against --root (in joined); the arrays are owned (cli_free). */
 struct cli {
 	const struct cli_cmd *cmd;
 	const char *socket;		/* NULL: the library's default */
 	int timeout_ms;			/* 0: the library's default */
 	const char *project;		/* never NULL */
 	char root[PATH_MAX];		/* absolute; with CLI_A_INPUTS only */
+	int root_given;			/* by --root: relative deps are
+					   relative to it, not to the cwd */
 	int json;
 	int quiet;
 	int reset;
@@ -73,6 +75,8 @@ struct cli {
 	const char *path;		/* --path, as given */
 	const char **deps;
 	size_t ndeps;
+	char **joined;			/* the deps made absolute */
+	size_t njoined;
 	const char **envs;		/* unique, valid names */
 	size_t nenvs;
 	int argc;			/* operands */

@@ -15,7 +15,8 @@ static int tcache_help(const struct cli_cmd *cmd, int argc, char **argv);
 "  --test ID         the test's id (with --project, part of the key)\n"
 #define TCACHE_DEP_HELP \
 "  --dep PATH        a file the test depends on; a directory stands for\n" \
-"                    every file below it (repeatable)\n" \
+"                    every file below it (repeatable); relative to --root\n" \
+"                    when it is given, else to the current directory\n" \
 "  --env NAME        an environment variable the test depends on\n" \
 "                    (repeatable); the platform always counts\n"
 #define TCACHE_INPUT_HELP TCACHE_TEST_HELP TCACHE_DEP_HELP
