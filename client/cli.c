@@ -326,6 +326,7 @@ static void cli_find_daemon(struct cli *cli)
 	char exe[PATH_MAX];
 	ssize_t n;
 	char *slash;
+	int len;
 
 	snprintf(cli->daemon, sizeof cli->daemon, "tcached");
 	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -335,10 +336,9 @@ static void cli_find_daemon(struct cli *cli)
 	if ((slash = strrchr(exe, '/')) == NULL)
 		return;
 	*slash = '\0';
-	if (strlen(exe) + sizeof "/tcached" > sizeof cli->daemon)
-		return;
-	snprintf(cli->daemon, sizeof cli->daemon, "%s/tcached", exe);
-	if (access(cli->daemon, X_OK) == -1)
+	len = snprintf(cli->daemon, sizeof cli->daemon, "%s/tcached", exe);
+	if (len < 0 || (size_t)len >= sizeof cli->daemon ||
+	    access(cli->daemon, X_OK) == -1)
 		snprintf(cli->daemon, sizeof cli->daemon, "tcached");
 }
 
