@@ -823,8 +823,13 @@ static void test_autostart(void **state)
 	assert_string_equal(s.db, db);
 	assert_true(s.pid > 0 && (pid_t)s.pid != d->pid);
 	assert_int_equal(kill((pid_t)s.pid, SIGTERM), 0);
-	tc_daemon_status_clear(&s);
 	tc_client_free(c);
+	/* not our child: wait for it to go before its directory is removed */
+	t0 = now_ms();
+	while (kill((pid_t)s.pid, 0) == 0 && now_ms() - t0 < 5000)
+		sleep_ms(10);
+	assert_int_equal(kill((pid_t)s.pid, 0), -1);
+	tc_daemon_status_clear(&s);
 }
 
 static void test_names(void **state)
