@@ -131,7 +131,9 @@ def test_sigterm_answers_in_flight_and_commits(daemon):
         c.send(b"".join(frame(bytes([RECORD]) + u32(1) +
                               enc_record(k, "term/%d" % i))
                         for i, k in enumerate(keys)))
-        got = 0
+        t, _ = c.recv_frame()        # the daemon is at work on them
+        assert t == RECORD | 0x80
+        got = 1
         os.kill(daemon.pid(), 15)
         try:
             while got < len(keys):
