@@ -289,6 +289,23 @@ static tc_status client_recv_frame(tc_client *c, uint32_t *len,
 	return client_recv(c, c->in, *len, deadline);
 }
 
+/*
+ * A daemon that refuses a peer (DENIED, BUSY) sends its error frame and
+ * closes at once, so our send may fail with EPIPE while the reason is
+ * already waiting in our receive buffer: read it without waiting, and keep
+ * the send's message if there is none.
+ */
+static tc_status client_recv_refusal(tc_client *c, uint32_t *len)
+{
+	char saved[CLIENT_ERRLEN];
+	tc_status st;
+
+	memcpy(saved, c->err, sizeof saved);
+	if ((st = client_recv_frame(c, len, client_now_ms())) != TC_OK)
+		memcpy(c->err, saved, sizeof saved);
+	return st;
+}
+
 /* The daemon closes the connection after every error but these. */
 static int client_error_keeps(uint16_t code)
 {
@@ -306,8 +323,10 @@ static tc_status client_exchange(tc_client *c, uint8_t type, proto_msg *reply,
 	tc_status st;
 	int rc;
 
-	if ((st = client_send(c, deadline)) != TC_OK ||
-	    (st = client_recv_frame(c, &len, deadline)) != TC_OK)
+	if ((st = client_send(c, deadline)) != TC_OK &&
+	    (st != TC_EUNAVAIL || client_recv_refusal(c, &len) != TC_OK))
+		return client_drop(c, st);
+	if (st == TC_OK && (st = client_recv_frame(c, &len, deadline)) != TC_OK)
 		return client_drop(c, st);
 	if ((rc = proto_decode(c->in, len, reply, why, sizeof why)) != PROTO_OK) {
 		if (rc == -1)

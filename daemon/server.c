@@ -469,6 +469,8 @@ static int server_open_store(struct server *srv)
 	return 0;
 }
 
+/* The socket is listening already (ours, or systemd's): a backlog of 0
+ * tells libevent not to listen() again with its own smaller backlog. */
 static int server_listen(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
@@ -494,7 +496,7 @@ static int server_listen(struct server *srv)
 	} else if ((fd = server_bind(srv, cfg->socket_path, shared)) < 0)
 		return -1;
 	srv->listener = evconnlistener_new(srv->base, server_accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (srv->listener == NULL) {
 		log_warn("cannot listen on %s", cfg->socket_path);
 		close(fd);
