@@ -580,6 +580,21 @@ static int cli_key_env(const struct cli *cli, struct cli_key *k)
 }
 
 /*
+ * A --dep that does not exist is a sound input (creating it changes the key)
+ * but usually a typo or a wrong directory, and then edits to the real files
+ * would never change the key: say so on every use.
+ */
+static void cli_warn_missing(const struct cli *cli)
+{
+	struct stat st;
+
+	for (size_t i = 0; i < cli->ndeps; i++)
+		if (stat(cli->deps[i], &st) != 0 && errno == ENOENT)
+			fprintf(stderr, "tcache: warning: --dep %s does not exist; "
+			    "it counts as an absent file\n", cli->deps[i]);
+}
+
+/*
  * Collects and hashes the test's inputs and derives its key (PROTOCOL.md,
  * "Keys").  CLI_PROCEED, or an exit status after a message.
  */
@@ -590,6 +605,7 @@ int cli_key_compute(const struct cli *cli, struct cli_key *k)
 	int rc;
 
 	memset(k, 0, sizeof *k);
+	cli_warn_missing(cli);
 	st = tc_inputs_collect(cli->root, cli->deps, cli->ndeps, &k->files,
 	    &k->nfiles, err, sizeof err);
 	if (st != TC_OK) {

@@ -111,6 +111,18 @@ int parse_seconds_us(const char *s, uint64_t *us)
  * duration never reads longer than it was: "850ms", "1.5s", "4m12s",
  * "2h05m", "3d4h".
  */
+/* "4m12s", "2h05m"; a zero second unit is left out: "24h" reads "1d". */
+static void parse_format_pair(char *buf, size_t len, uint64_t major,
+    char munit, uint64_t minor, char nunit)
+{
+	if (minor == 0)
+		snprintf(buf, len, "%llu%c", (unsigned long long)major, munit);
+	else
+		snprintf(buf, len, nunit == 'h' ? "%llu%c%llu%c" :
+		    "%llu%c%02llu%c", (unsigned long long)major, munit,
+		    (unsigned long long)minor, nunit);
+}
+
 void parse_format_duration(uint64_t us, char *buf, size_t len)
 {
 	if (buf == NULL || len == 0)
@@ -127,13 +139,12 @@ void parse_format_duration(uint64_t us, char *buf, size_t len)
 	else if (us < US_PER_MIN)
 		snprintf(buf, len, "%us", (unsigned)(us / US_PER_S));
 	else if (us < US_PER_HOUR)
-		snprintf(buf, len, "%um%02us", (unsigned)(us / US_PER_MIN),
-		    (unsigned)(us / US_PER_S % 60));
+		parse_format_pair(buf, len, us / US_PER_MIN, 'm',
+		    us / US_PER_S % 60, 's');
 	else if (us < US_PER_DAY)
-		snprintf(buf, len, "%uh%02um", (unsigned)(us / US_PER_HOUR),
-		    (unsigned)(us / US_PER_MIN % 60));
+		parse_format_pair(buf, len, us / US_PER_HOUR, 'h',
+		    us / US_PER_MIN % 60, 'm');
 	else
-		snprintf(buf, len, "%llud%uh",
-		    (unsigned long long)(us / US_PER_DAY),
-		    (unsigned)(us / US_PER_HOUR % 24));
+		parse_format_pair(buf, len, us / US_PER_DAY, 'd',
+		    us / US_PER_HOUR % 24, 'h');
 }

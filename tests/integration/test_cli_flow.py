@@ -79,6 +79,16 @@ def test_missing_dep_counts_and_creating_it_misses(daemon, project):
     assert lookup(daemon, project, "t1", *extra).rc == 1
 
 
+def test_missing_dep_is_warned_about(daemon, project):
+    # A typo in --dep would freeze the key while the real files change.
+    r = lookup(daemon, project, "t1", "--dep", "srcc")
+    assert r.rc == 1, r
+    assert "--dep" in r.stderr and "srcc" in r.stderr and \
+        "does not exist" in r.stderr, r
+    r = lookup(daemon, project, "t1")
+    assert "does not exist" not in r.stderr, r
+
+
 def test_key_matches_protocol_derivation(daemon, project):
     """tcache key is the key of PROTOCOL.md, computed here independently."""
     env = {"FOO": "bar"}
