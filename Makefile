@@ -36,7 +36,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench install
+        bench install valgrind clang
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
 
@@ -98,7 +98,7 @@ acceptance: all
 	  bash ../shared/acceptance/core.sh; \
 	else echo "acceptance: ../shared/acceptance/core.sh not present, skipped"; fi
 
-check: unit integration acceptance
+check: unit integration acceptance clang
 	@echo "make check: all tests passed"
 
 run: all
@@ -109,6 +109,25 @@ sanitize:
 	$(MAKE) BUILD=build/san CC=$(CC) \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  CFLAGS="-O1 -g" unit integration
+
+# The integration tests with tcached under valgrind memcheck (slow: ~3 min).
+VG = $(BUILD)/valgrind
+valgrind: all
+	rm -rf $(VG) && mkdir -p $(VG)/logs
+	cp tests/valgrind-daemon.sh $(VG)/tcached
+	ln -s $(abspath $(BUILD))/tcache $(VG)/tcache
+	TCACHE_VG_LOGS=$(abspath $(VG))/logs \
+	TCACHE_VG_DAEMON=$(abspath $(BUILD))/tcached \
+	TCACHE_BUILD=$(abspath $(VG)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@if find $(VG)/logs -size +0 | grep -q .; then \
+	  cat $(VG)/logs/*; echo "valgrind: errors above"; exit 1; fi
+	@echo "valgrind: no errors, no leaks"
+
+# Every source compiled by clang too: no warning under either compiler.
+clang:
+	@if command -v clang >/dev/null; then \
+	  $(MAKE) --no-print-directory BUILD=build/clang CC=clang all $(TEST_BIN:$(BUILD)/%=build/clang/%); \
+	else echo "clang: not installed, skipped"; fi
 
 clean:
 	rm -rf $(BUILD)
