@@ -73,14 +73,17 @@ static void conn_store_error(struct conn *c, int rc)
 	server_store_failed(c->srv, rc);
 }
 
-/* Hold reply m until the open transaction commits. */
-static void conn_wait_commit(struct conn *c, const proto_msg *m)
+/* Hold reply m until the open transaction commits; the reply also needs
+ * every transaction since the one numbered since (0: only the open one). */
+static void conn_wait_commit(struct conn *c, const proto_msg *m,
+    uint64_t since)
 {
 	proto_buf_reset(&c->reply);
 	if (proto_encode(&c->reply, m) != PROTO_OK) {
 		conn_close(c);
 		return;
 	}
+	c->txn = since != 0 ? since : store_txn_serial(c->srv->store);
 	c->state = CONN_WAIT_COMMIT;
 	c->listed = 1;
 	bufferevent_disable(c->bev, EV_READ);
@@ -178,7 +181,7 @@ static void conn_record(struct conn *c, const proto_msg *req)
 	} else {
 		m.u.record_r.n = n;
 		m.u.record_r.status = status;
-		conn_wait_commit(c, &m);
+		conn_wait_commit(c, &m, 0);
 	}
 	free(status);
 }
@@ -244,7 +247,7 @@ static void conn_stats(struct conn *c, const proto_msg *req)
 	m.u.stats_r.n = (uint32_t)n;
 	m.u.stats_r.stats = st;
 	if (req->u.stats.reset)
-		conn_wait_commit(c, &m);
+		conn_wait_commit(c, &m, 0);
 	else
 		conn_send(c, &m);
 	proto_stats_free(st, n);
@@ -300,6 +303,7 @@ static void conn_start_job(struct conn *c, enum conn_job job)
 {
 	c->job = job;
 	c->job_count = 0;
+	c->job_txn = 0;
 	c->state = CONN_JOB;
 	c->listed = 1;
 	bufferevent_disable(c->bev, EV_READ);
@@ -406,12 +410,25 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
+/*
+ * After a successful commit: 1 when every transaction c's reply needs was
+ * committed.  One that SQLite rolled back on its own while c waited (a
+ * disk full or an I/O error in another client's request) took c's writes
+ * with it, though the commit that follows succeeds.
+ */
+int conn_committed(const struct conn *c)
+{
+	return c->txn != 0 && c->txn > store_lost_serial(c->srv->store);
+}
+
 /* Called by the server after a group commit, or its failure. */
 void conn_deliver(struct conn *c, int committed)
 {
 	c->listed = 0;
+	c->txn = 0;
 	if (c->state == CONN_DEAD) {
-		conn_close(c);
+		/* The reaper passed it over while it was listed. */
+		event_active(c->srv->ev_reap, EV_TIMEOUT, 0);
 		return;
 	}
 	c->state = CONN_READY;
@@ -442,12 +459,14 @@ void conn_job_step(struct conn *c)
 		TAILQ_REMOVE(&c->srv->jobs, c, wait_entry);
 		c->listed = 0;
 		if (c->state == CONN_DEAD)
-			conn_close(c);
+			event_active(c->srv->ev_reap, EV_TIMEOUT, 0);
 		else
 			conn_error(c, PROTO_E_BUSY, "tcached is shutting down");
 		return;
 	}
 	if ((rc = store_begin(st)) == STORE_OK) {
+		if (c->job_txn == 0)
+			c->job_txn = store_txn_serial(st);
 		if (c->job == CONN_JOB_GC)
 			rc = store_sweep_step(st, server_now_ms(),
 			    SERVER_STEP_ROWS, &removed);
@@ -464,6 +483,7 @@ void conn_job_step(struct conn *c)
 	free(c->filter_arg);
 	c->filter_arg = NULL;
 	if (rc != STORE_OK) {
+		c->job_txn = 0;
 		c->state = CONN_READY;
 		bufferevent_enable(c->bev, EV_READ);
 		conn_store_error(c, rc);
@@ -476,7 +496,8 @@ void conn_job_step(struct conn *c)
 		m.u.invalidate_r.count = c->job_count;
 	}
 	c->job = CONN_JOB_NONE;
-	conn_wait_commit(c, &m);
+	conn_wait_commit(c, &m, c->job_txn);
+	c->job_txn = 0;
 }
 
 static int conn_peer_allowed(const struct config *cfg, uid_t uid, gid_t gid)

@@ -310,7 +310,7 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_CONCAT(&ready, &srv->waiting, wait_entry);
 	while ((c = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, c, wait_entry);
-		conn_deliver(c, rc == STORE_OK);
+		conn_deliver(c, rc == STORE_OK && conn_committed(c));
 		if (srv->stopping && c->state != CONN_DEAD)
 			conn_shutdown(c);
 	}

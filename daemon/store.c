@@ -208,6 +208,8 @@ struct store {
 
 	int in_txn;
 	int in_savepoint;
+	uint64_t txn_serial;		/* the last transaction begun */
+	uint64_t lost_serial;		/* the last one that did not commit */
 	uint64_t entries;
 	uint64_t counters[C__COUNT];
 	int dirty;			/* counters not yet written */
@@ -549,6 +551,8 @@ static void store_detach(struct store *s)
 	}
 	sqlite3_close(s->db);
 	s->db = NULL;
+	if (s->in_txn)
+		s->lost_serial = s->txn_serial;
 	s->in_txn = s->in_savepoint = 0;
 }
 
@@ -771,6 +775,8 @@ uint64_t store_entries(const struct store *s)
  * what they were at BEGIN, and the counters of writes too. */
 static void store_txn_lost(struct store *s)
 {
+	if (s->in_txn)
+		s->lost_serial = s->txn_serial;
 	s->in_txn = s->in_savepoint = 0;
 	s->entries = s->txn_entries;
 	memcpy(&s->counters[C__FIRST_WRITE], &s->txn_counters[C__FIRST_WRITE],
@@ -791,6 +797,7 @@ int store_begin(struct store *s)
 	if ((rc = store_run(s, S_BEGIN)) != STORE_OK)
 		return rc;
 	s->in_txn = 1;
+	s->txn_serial++;
 	s->txn_entries = s->entries;
 	memcpy(s->txn_counters, s->counters, sizeof s->counters);
 	return STORE_OK;
@@ -799,6 +806,16 @@ int store_begin(struct store *s)
 int store_in_txn(const struct store *s)
 {
 	return s->in_txn;
+}
+
+uint64_t store_txn_serial(const struct store *s)
+{
+	return s->in_txn ? s->txn_serial : 0;
+}
+
+uint64_t store_lost_serial(const struct store *s)
+{
+	return s->lost_serial;
 }
 
 static int store_save_counters(struct store *s)

@@ -65,6 +65,16 @@ int store_savepoint(struct store *s);
 int store_release(struct store *s);
 /* Undo everything since store_savepoint; the transaction stays open. */
 int store_rollback_savepoint(struct store *s);
+/*
+ * Write transactions are numbered from 1 by store_begin.  store_txn_serial
+ * is the open one's number (0: none); store_lost_serial the number of the
+ * last one that ended without a commit: rolled back, by us or by SQLite on
+ * its own (disk full, I/O error), or lost with a damaged file.  A reply
+ * held for transaction n may say "stored" only if n is committed, that is
+ * when the commit succeeded and n > store_lost_serial.
+ */
+uint64_t store_txn_serial(const struct store *s);
+uint64_t store_lost_serial(const struct store *s);
 
 /*
  * Looks a key up at time now_ms.  res->found is 0 for no live entry.  On a

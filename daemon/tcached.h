@@ -70,10 +70,13 @@ struct conn {
 	uid_t uid;
 	pid_t pid;
 	proto_buf reply;		/* held until commit */
+	uint64_t txn;			/* the reply needs transactions from
+					   this one (store_txn_serial) on */
 	enum conn_job job;
 	struct store_filter filter;
 	char *filter_arg;
 	uint64_t job_count;
+	uint64_t job_txn;		/* transaction of the job's first step */
 };
 TAILQ_HEAD(conn_list, conn);
 
@@ -112,6 +115,7 @@ void conn_accept(struct server *srv, int fd);
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);
 void conn_deliver(struct conn *c, int committed);
+int conn_committed(const struct conn *c);
 void conn_job_step(struct conn *c);
 void conn_shutdown(struct conn *c);
 

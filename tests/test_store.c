@@ -1064,6 +1064,47 @@ static void test_query_plans(void **state)
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
+/*
+ * The daemon holds a RECORD's reply for the group commit and may say
+ * "stored" only when the transaction that took it committed: one that
+ * ended otherwise (rolled back, or lost with a damaged file) must show in
+ * store_lost_serial, even when a later transaction commits.
+ */
+static void test_txn_serial(void **state)
+{
+	struct fx *f = *state;
+	char err[1024];
+	uint64_t first, second, third;
+
+	assert_int_equal(store_txn_serial(f->s), 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_not_equal(first = store_txn_serial(f->s), 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_txn_serial(f->s), first);
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	assert_int_equal(store_rollback_savepoint(f->s), STORE_OK);
+	assert_true(store_lost_serial(f->s) < first);
+	store_rollback(f->s);
+	assert_int_equal(store_txn_serial(f->s), 0);
+	assert_int_equal(store_lost_serial(f->s), first);
+
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	second = store_txn_serial(f->s);
+	assert_true(second > first);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_txn_serial(f->s), 0);
+	assert_int_equal(store_lost_serial(f->s), first);
+
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	third = store_txn_serial(f->s);
+	assert_true(third > second);
+	assert_int_equal(store_recover(f->s, err, sizeof err), STORE_OK);
+	assert_int_equal(store_txn_serial(f->s), 0);
+	assert_int_equal(store_lost_serial(f->s), third);
+	/* The file moved aside and its -wal and -shm: the teardown
+	 * removes them. */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1077,6 +1118,7 @@ int main(void)
 		T(test_record_needs_txn),
 		T(test_savepoint_rollback),
 		T(test_rollback),
+		T(test_txn_serial),
 		T(test_invalidate_path_file),
 		T(test_invalidate_path_dir),
 		T(test_invalidate_test_key_all),
