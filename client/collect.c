@@ -303,17 +303,33 @@ static int collect_parent(const char *path, char *out)
 	return 0;
 }
 
-static tc_status collect_missing(struct collect *c, const char *path)
+static tc_status collect_path(struct collect *, const char *, int);
+
+/*
+ * A path that does not resolve may still name, once normalised, one that
+ * exists: "build/../src/a.c" before build/ is made, or "a.c/" for a file.
+ * Its input is then what exists there, never an absent file of the same
+ * name with the all-zero digest, which would keep the key when a.c
+ * changes.
+ */
+static tc_status collect_missing(struct collect *c, const char *path,
+				 int again)
 {
+	char name[TC_MAX_PATH + 1];
+	struct stat sb;
 	tc_status rc;
 
 	if (collect_parent(path, c->path) == -1 &&
 	    (rc = collect_lexical(c, path, c->path)) != TC_OK)
 		return rc;
-	return collect_add(c, c->path, NULL);
+	if (again || stat(c->path, &sb) == -1)
+		return collect_add(c, c->path, NULL);
+	memcpy(name, c->path, strlen(c->path) + 1);
+	return collect_path(c, name, 1);
 }
 
-static tc_status collect_path(struct collect *c, const char *path)
+/* again: path is the normalised name of one that did not resolve. */
+static tc_status collect_path(struct collect *c, const char *path, int again)
 {
 	struct stat sb;
 	tc_status rc;
@@ -324,7 +340,7 @@ static tc_status collect_path(struct collect *c, const char *path)
 	}
 	if (stat(path, &sb) == -1) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			return collect_missing(c, path);
+			return collect_missing(c, path, again);
 		return collect_errno(c, path, errno);
 	}
 	if (S_ISDIR(sb.st_mode)) {
@@ -374,7 +390,7 @@ static tc_status collect_all(struct collect *c, const char *root,
 		return rc;
 	c->rootlen = strlen(c->root);
 	for (size_t i = 0; i < npaths; i++) {
-		if ((rc = collect_path(c, paths[i])) != TC_OK)
+		if ((rc = collect_path(c, paths[i], 0)) != TC_OK)
 			return rc;
 	}
 	collect_sort(c);

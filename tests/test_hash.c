@@ -586,6 +586,43 @@ static void test_collect(void **state)
 	assert_int_equal(chdir(cwd), 0);
 }
 
+/*
+ * A path that does not resolve but names an existing file once normalised
+ * ("nodir/../src/a.c", "src/a.c/") is that file, with its digest: an
+ * absent file of the same name would keep the key when a.c changes.
+ */
+static void test_collect_unresolved(void **state)
+{
+	const char *paths[] = { "nodir/../src/a.c", "src/a.c/",
+	    "nodir/../src" };
+	char cwd[PATH_MAX], root[PATH_MAX], err[256];
+	tc_input *in;
+	size_t n;
+
+	(void)state;
+	mkpath("u", NULL);
+	mkpath("u/src", NULL);
+	mkpath("u/src/a.c", "int a;\n");
+	mkpath("u/src/b.c", "int b;\n");
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(tmp_path("u", root, sizeof root)), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(tc_inputs_collect(".", &paths[i], 1, &in, &n,
+		    err, sizeof err), TC_OK);
+		assert_int_equal(n, 1);
+		assert_string_equal(in[0].path, "src/a.c");
+		assert_digest_of(&in[0], "int a;\n");
+		tc_inputs_free(in, n);
+	}
+	assert_int_equal(tc_inputs_collect(".", &paths[2], 1, &in, &n, err,
+	    sizeof err), TC_OK);
+	assert_int_equal(n, 2);
+	assert_digest_of(find_input(in, n, "src/a.c"), "int a;\n");
+	assert_digest_of(find_input(in, n, "src/b.c"), "int b;\n");
+	tc_inputs_free(in, n);
+	assert_int_equal(chdir(cwd), 0);
+}
+
 /* Moving a checkout keeps its source digest; changing a file does not. */
 static void test_collect_moved(void **state)
 {
@@ -687,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_collect),
+		cmocka_unit_test(test_collect_unresolved),
 		cmocka_unit_test(test_collect_moved),
 		cmocka_unit_test(test_collect_errors),
 	};
