@@ -87,6 +87,17 @@ static int server_check_dir(const char *dir, int shared)
 		log_warn("cannot create %s: %s", dir, strerror(errno));
 		return -1;
 	}
+	/* Another user's symbolic link (a /tmp/tcache-UID made before us)
+	 * could be turned to a directory of theirs after our check. */
+	if (lstat(dir, &st) != 0) {
+		log_warn("%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode) && st.st_uid != geteuid() && st.st_uid != 0) {
+		log_warn("socket directory %s is a symbolic link of uid %ld: "
+		    "refusing it", dir, (long)st.st_uid);
+		return -1;
+	}
 	if (stat(dir, &st) != 0) {
 		log_warn("%s: %s", dir, strerror(errno));
 		return -1;

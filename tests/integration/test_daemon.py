@@ -79,6 +79,23 @@ def test_foreign_socket_directory_refused(make_daemon):
     assert not os.path.exists(d.sock)
 
 
+def test_foreign_symlink_socket_directory_refused(make_daemon, tmpbase):
+    """Another user's link at the socket directory (a /tmp/tcache-UID made
+    before us) could be turned to their own directory after our checks."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a link of another user")
+    d = make_daemon(start=False)
+    target = os.path.join(tmpbase, "real")
+    os.mkdir(target, 0o700)
+    os.makedirs(os.path.dirname(os.path.dirname(d.sock)), exist_ok=True)
+    os.symlink(target, os.path.dirname(d.sock))
+    os.lchown(os.path.dirname(d.sock), 65534, 65534)
+    d.spawn()
+    assert wait_exit(d.proc) != 0
+    assert "symbolic link" in d.log_text()
+    assert not os.path.exists(os.path.join(target, os.path.basename(d.sock)))
+
+
 def test_non_socket_at_the_path_is_not_replaced(make_daemon):
     d = make_daemon(start=False)
     os.makedirs(os.path.dirname(d.sock), mode=0o700)
