@@ -1,0 +1,487 @@
+"""pytest --tcache: report a test whose inputs have not changed since it last
+passed as passed (cached) without running it, and record every outcome.
+
+A test's key covers its module, the conftest.py files above it, pytest's
+config file, the project modules these import (transitively, from a static
+import graph), the files its module opened or imported while it was being
+collected, and the environment (interpreter, platform, installed
+distributions, plugins, behaviour-changing options, --tcache-env variables).
+The files a test opened or imported while it ran are recorded with its entry
+and checked again before a hit is trusted.  Any doubt means the test runs.
+"""
+
+import os
+import sys
+import time
+
+import pytest
+
+from . import inputs as tc_inputs
+from . import proto
+
+FLUSH_EVERY = 256           # records sent in one batch during the run
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("tcache", "tcache: skip tests whose inputs are "
+                        "unchanged since they passed")
+    g.addoption("--tcache", action="store_true", default=None,
+                help="ask tcached for cached passes and record outcomes")
+    g.addoption("--tcache-socket", metavar="PATH",
+                help="tcached's socket (default: $TCACHE_SOCKET, "
+                     "$XDG_RUNTIME_DIR/tcache/tcached.sock, "
+                     "/tmp/tcache-$UID/tcached.sock)")
+    g.addoption("--tcache-env", metavar="NAME", action="append", default=[],
+                help="an environment variable whose value is an input of "
+                     "every test (repeatable)")
+    g.addoption("--tcache-readonly", action="store_true", default=False,
+                help="look up, never record (pull-request CI)")
+    g.addoption("--tcache-record-only", action="store_true", default=False,
+                help="run every test and record the outcomes")
+    g.addoption("--tcache-ttl", metavar="DUR",
+                help="how long records live: 90m, 24h, 7d (default: the "
+                     "daemon's)")
+    g.addoption("--tcache-timeout", metavar="SECONDS", type=float,
+                default=None, help="per request (default 5)")
+    parser.addini("tcache", type="bool", default=False,
+                  help="turn tcache on, as --tcache does")
+    parser.addini("tcache_env", type="args", default=[],
+                  help="environment variables that are inputs of every test")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tcache_never: always run this test, never cache it")
+    on = config.getoption("tcache") or config.getini("tcache")
+    if not on or os.environ.get("TCACHE_DISABLE") == "1":
+        return
+    config.pluginmanager.register(TcacheSession(config), "tcache-session")
+
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+
+
+def parse_ttl(text):
+    """'500ms', '30s', '90m', '24h', '7d', or bare seconds, in ms."""
+    for unit in ("ms", "s", "m", "h", "d"):
+        if text.endswith(unit) and text[:-len(unit)].isdigit():
+            return int(text[:-len(unit)]) * _UNITS_MS[unit]
+    if text.isdigit():
+        return int(text) * 1000
+    raise pytest.UsageError("--tcache-ttl: not a duration: %r" % text)
+
+
+def format_duration(seconds):
+    if seconds < 60:
+        return "%.1fs" % seconds
+    if seconds < 3600:
+        return "%dm%02ds" % (seconds // 60, seconds % 60)
+    return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+
+
+class Tracker:
+    """An audit hook (one per process: hooks cannot be removed) that notes
+    the files opened for reading and the modules imported while active."""
+
+    _instance = None
+
+    @classmethod
+    def get(cls):
+        if cls._instance is None:
+            cls._instance = cls()
+            sys.addaudithook(cls._instance._hook)
+        return cls._instance
+
+    def __init__(self):
+        self.opened = None
+        self.imported = None
+
+    def start(self):
+        self.opened, self.imported = set(), set()
+
+    def stop(self):
+        opened, imported = self.opened or set(), self.imported or set()
+        self.opened = self.imported = None
+        return opened, imported
+
+    def _hook(self, event, args):
+        opened = self.opened
+        if opened is None:
+            return
+        try:
+            if event == "open":
+                path, mode, flags = args
+                if isinstance(path, int):
+                    return
+                if mode is not None:
+                    if "r" not in mode and "+" not in mode:
+                        return
+                elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
+                    return
+                path = os.fsdecode(path)
+                if not os.path.isabs(path):
+                    path = os.path.join(os.getcwd(), path)
+                opened.add(path)
+            elif event == "import":
+                self.imported.add(args[0])
+        except Exception:
+            pass                # an audit hook must never break the test
+
+
+class TcacheSession:
+    def __init__(self, config):
+        self.config = config
+        self.root = os.path.realpath(str(config.rootpath))
+        self.readonly = config.getoption("tcache_readonly")
+        self.record_only = config.getoption("tcache_record_only")
+        ttl = config.getoption("tcache_ttl")
+        self.ttl_ms = parse_ttl(ttl) if ttl else 0
+        self.env_names = list(config.getini("tcache_env")) + \
+            list(config.getoption("tcache_env"))
+        self.project = os.environ.get("TCACHE_PROJECT", "").encode()
+        timeout = config.getoption("tcache_timeout") or 5.0
+        self.client = proto.Client(config.getoption("tcache_socket"),
+                                   timeout=timeout)
+        self.worker = hasattr(config, "workerinput")
+        self.digests = tc_inputs.Digests()
+        self.stats_sig = {}         # path -> stat signature when hashed
+        self.collected = {}         # module path -> files opened at import
+        self.keys = {}              # nodeid -> (key, static paths)
+        self.cached = {}            # nodeid -> LookupResult (a cached pass)
+        self.reports = {}           # nodeid -> [reports] while it runs
+        self.pending = []
+        self.unavailable = None     # why the daemon is out of reach
+        self.n_cached = 0
+        self.saved_s = 0.0
+        self.n_recorded = 0
+        self.tracker = Tracker.get()
+
+    # --- the daemon ---
+
+    def _lost(self, err):
+        if self.unavailable is None:
+            self.unavailable = str(err)
+            self.client.close()
+
+    def _controller(self):
+        return self.config.pluginmanager.getplugin("dsession") is not None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session):
+        tr = self.config.pluginmanager.getplugin("terminalreporter")
+        if tr is not None and not self.worker:
+            self._wrap_summary(tr)
+        if self._controller():
+            # The workers ask; the controller only says once if nobody
+            # will answer them.
+            try:
+                self.client.connect()
+            except (proto.TcacheUnavailable, proto.TcacheError) as e:
+                self._lost(e)
+            self.client.close()
+
+    # --- collection: inputs and keys ---
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_make_collect_report(self, collector):
+        path = getattr(collector, "path", None)
+        if not isinstance(collector, pytest.Module) or path is None:
+            yield
+            return
+        self.tracker.start()
+        try:
+            yield
+        finally:
+            opened, imported = self.tracker.stop()
+            self.collected[os.path.realpath(str(path))] = \
+                self._project_files(opened, imported)
+
+    def _project_files(self, opened, imported):
+        files = set()
+        for p in opened:
+            p = os.path.realpath(p)
+            if tc_inputs.inside(self.root, p) and os.path.isfile(p) and \
+                    "__pycache__" not in p and ".pytest_cache" not in p:
+                files.add(p)
+        for name in imported:
+            mod = sys.modules.get(name)
+            f = getattr(mod, "__file__", None)
+            if f:
+                f = os.path.realpath(f)
+                if tc_inputs.inside(self.root, f) and os.path.isfile(f):
+                    files.add(f)
+        return files
+
+    def _digest(self, path):
+        if path not in self.stats_sig:
+            self.stats_sig[path] = _stat_sig(path)
+        return self.digests.digest(path)
+
+    def _static_inputs(self, item, graph, config_files):
+        path = os.path.realpath(str(item.path))
+        files = set(config_files)
+        for f in [path] + tc_inputs.conftests_above(self.root, path):
+            if f.endswith(".py"):
+                files |= graph.closure(f)
+            else:
+                files.add(f)
+        for f in self.collected.get(path, ()):
+            files.add(f)
+            if f.endswith(".py"):
+                files |= graph.closure(f)
+        return frozenset(files)
+
+    def _compute_keys(self, items):
+        cache = self.config.cache.get("tcache/imports", {}) \
+            if getattr(self.config, "cache", None) else {}
+        graph = tc_inputs.ImportGraph(self.root, self.digests, cache)
+        config_files = set()
+        if self.config.inipath:
+            config_files.add(os.path.realpath(str(self.config.inipath)))
+        envd = proto.env_digest(tc_inputs.environment(
+            self.config, self.root, self.env_names))
+        self.env_inputs = [
+            (proto.INPUT_ENV, os.fsencode(n),
+             proto.env_value_digest(os.fsencode(os.environ[n])
+                                    if n in os.environ else None))
+            for n in sorted(set(self.env_names)) if not n.startswith("@")]
+        by_files = {}
+        for item in items:
+            static = self._static_inputs(item, graph, config_files)
+            src = by_files.get(static)
+            if src is None:
+                src = proto.source_digest(
+                    (tc_inputs.relpath(self.root, f), self._digest(f))
+                    for f in static)
+                by_files[static] = src
+            key = proto.derive_key(self.project, item.nodeid.encode(), src,
+                                   envd)
+            self.keys[item.nodeid] = (key, static)
+        if getattr(self.config, "cache", None):
+            self.config.cache.set("tcache/imports", graph.cache)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        if self._controller() or not items:
+            return
+        try:
+            self._compute_keys(items)
+        except (OSError, ValueError) as e:
+            self._lost("cannot hash the inputs: %s" % e)
+            self.keys.clear()
+            return
+        if self.record_only:
+            return
+        wanted = [it for it in items if it.nodeid in self.keys and
+                  it.get_closest_marker("tcache_never") is None]
+        try:
+            results = self.client.lookup([self.keys[it.nodeid][0]
+                                          for it in wanted])
+        except (proto.TcacheUnavailable, proto.TcacheError) as e:
+            self._lost(e)
+            return
+        for item, res in zip(wanted, results):
+            if res.is_pass() and self._verify(res):
+                self.cached[item.nodeid] = res
+
+    def _verify(self, res):
+        """The files the test opened last time still have their digests."""
+        for kind, path, digest in res.inputs:
+            if kind != proto.INPUT_FOUND:
+                continue
+            p = os.fsdecode(path)
+            if not os.path.isabs(p):
+                p = os.path.join(self.root, p)
+            if proto.file_digest(p) != digest:
+                return False
+        return True
+
+    # --- running ---
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        res = self.cached.get(item.nodeid)
+        if res is None:
+            return None
+        from _pytest.runner import CallInfo
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid,
+                                      location=item.location)
+        saved = res.duration_us / 1e6
+        for when in ("setup", "call"):
+            rep = pytest.TestReport(
+                item.nodeid, item.location,
+                {k: 1 for k in item.keywords}, "passed", None, when, [],
+                0.0, [("tcache", "cached")])
+            rep.tcache_cached = when == "call"
+            rep.tcache_saved = saved if when == "call" else 0.0
+            ihook.pytest_runtest_logreport(report=rep)
+        # Tear down what earlier tests left that the next one does not
+        # need, as pytest would after running this one; but not through
+        # the teardown hooks, whose plugins expect a setup that never ran.
+        state = item.session._setupstate
+        call = CallInfo.from_call(lambda: state.teardown_exact(nextitem),
+                                  when="teardown")
+        rep = pytest.TestReport.from_item_and_call(item, call)
+        ihook.pytest_runtest_logreport(report=rep)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid,
+                                       location=item.location)
+        return True
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logstart(self, nodeid, location):
+        if nodeid in self.keys and nodeid not in self.cached:
+            self.reports[nodeid] = []
+            self.tracker.start()
+        yield
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logfinish(self, nodeid, location):
+        yield
+        reports = self.reports.pop(nodeid, None)
+        if reports is None:
+            return
+        opened, imported = self.tracker.stop()
+        self._finished(nodeid, reports, opened, imported)
+
+    def pytest_runtest_logreport(self, report):
+        if getattr(report, "tcache_cached", False):
+            self.n_cached += 1
+            self.saved_s += getattr(report, "tcache_saved", 0.0)
+        reports = self.reports.get(report.nodeid)
+        if reports is not None:
+            reports.append(report)
+
+    def pytest_report_teststatus(self, report, config):
+        if getattr(report, "tcache_cached", False):
+            return "passed", "c", ("PASSED (cached)", {"green": True})
+        return None
+
+    # --- recording ---
+
+    def _finished(self, nodeid, reports, opened, imported):
+        if self.readonly or self.unavailable is not None:
+            return
+        item_key = self.keys.get(nodeid)
+        outcome = _outcome(reports)
+        if item_key is None or outcome is None:
+            return
+        if self._never.get(nodeid):
+            return
+        key, static = item_key
+        if not self._unchanged(static):
+            return          # an input changed while the test ran
+        found = []
+        for f in sorted(self._project_files(opened, imported) - static):
+            found.append((proto.INPUT_FOUND, tc_inputs.relpath(self.root, f),
+                          self.digests.fresh(f)))
+        files = [(proto.INPUT_FILE, tc_inputs.relpath(self.root, f),
+                  self.digests.digest(f)) for f in sorted(static)]
+        duration_us = int(sum(r.duration for r in reports) * 1e6)
+        self.pending.append(dict(
+            key=key, test=nodeid.encode(), project=self.project,
+            root=os.fsencode(self.root), outcome=outcome,
+            duration_us=duration_us, ttl_ms=self.ttl_ms, message=b"",
+            inputs=(files + found + self.env_inputs)[:proto.MAX_INPUTS]))
+        if len(self.pending) >= FLUSH_EVERY:
+            self._flush()
+
+    @property
+    def _never(self):
+        never = getattr(self, "_never_cache", None)
+        if never is None:
+            never = self._never_cache = {}
+        return never
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            if item.get_closest_marker("tcache_never") is not None:
+                self._never[item.nodeid] = True
+
+    def _unchanged(self, static):
+        """No static input changed since it was hashed for the key."""
+        for f in static:
+            sig = _stat_sig(f)
+            if sig != self.stats_sig.get(f):
+                before = self.digests.digest(f)
+                if self.digests.fresh(f) != before:
+                    self.digests._memo[f] = before
+                    return False
+                self.stats_sig[f] = sig
+        return True
+
+    def _flush(self):
+        batch, self.pending = self.pending, []
+        if not batch or self.unavailable is not None:
+            return
+        try:
+            self.client.record(batch)
+            self.n_recorded += len(batch)
+        except (proto.TcacheUnavailable, proto.TcacheError) as e:
+            self._lost(e)
+
+    def pytest_sessionfinish(self, session):
+        self._flush()
+        self.client.close()
+
+    # --- reporting ---
+
+    def _wrap_summary(self, tr):
+        """"12 passed" becomes "12 passed (10 cached, 4m12s saved)"."""
+        build = tr.build_summary_stats_line
+
+        def build_summary_stats_line():
+            parts, color = build()
+            if self.n_cached:
+                note = " (%d cached, %s saved)" % (
+                    self.n_cached, format_duration(self.saved_s))
+                parts = [(text + note, markup) if text.endswith(" passed")
+                         else (text, markup) for text, markup in parts]
+            return parts, color
+        tr.build_summary_stats_line = build_summary_stats_line
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.worker:
+            return
+        if self.unavailable is not None:
+            terminalreporter.write_line(
+                "tcache: daemon unavailable (%s): every test ran"
+                % self.unavailable, yellow=True)
+
+
+def _stat_sig(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _outcome(reports):
+    """The outcome to record, or None when the test did not finish."""
+    by = {r.when: r for r in reports}
+    setup, call, teardown = by.get("setup"), by.get("call"), by.get("teardown")
+    if setup is None or teardown is None:
+        return None
+    if setup.failed or teardown.failed:
+        return proto.ERRORED
+    if setup.skipped:
+        return proto.SKIP
+    if call is None:
+        return None
+    if call.failed:
+        return proto.FAIL
+    if call.skipped or hasattr(call, "wasxfail"):
+        return proto.SKIP   # skip, xfail, and xpass are never cached
+    return proto.PASS if call.passed else None
+
+
+def pytest_report_header(config):
+    s = config.pluginmanager.getplugin("tcache-session")
+    if s is None or s.worker:
+        return None
+    mode = "readonly" if s.readonly else \
+        "record-only" if s.record_only else "on"
+    return "tcache: %s, socket %s" % (mode, s.client.path)
