@@ -106,6 +106,7 @@ class ImportGraph:
         self.names = {}            # file -> one of its module names
         self._closure = {}
         self._edges = {}
+        self._extra = {}
         self._index()
 
     def _index(self):
@@ -144,8 +145,17 @@ class ImportGraph:
         name = self.names.get(path, "")
         return name, os.path.basename(path) == "__init__.py"
 
+    def add_edges(self, path, files):
+        """Inputs of path seen at run time (modules it imported, data files
+        it read while it was being imported), beside its static imports."""
+        self._extra.setdefault(path, set()).update(files)
+        self._edges.pop(path, None)
+        self._closure.clear()
+
     def edges(self, path):
         """Project files imported by path (directly)."""
+        if not path.endswith(".py"):
+            return self._extra.get(path, ())
         if path in self._edges:
             return self._edges[path]
         digest = self.digests.digest(path)
@@ -160,6 +170,7 @@ class ImportGraph:
                 names = []
             self.cache[digest.hex()] = names
         out = [self.modules[n] for n in names if n in self.modules]
+        out += sorted(self._extra.get(path, ()))
         self._edges[path] = out
         return out
 

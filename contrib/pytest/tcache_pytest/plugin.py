@@ -95,35 +95,65 @@ class Tracker:
     def __init__(self):
         self.opened = None
         self.imported = None
+        self.by_module = None
 
-    def start(self):
+    def start(self, by_module=False):
+        """by_module: attribute each event to the modules whose top-level
+        code is running (collection), instead of to one test."""
         self.opened, self.imported = set(), set()
+        self.by_module = {} if by_module else None
 
     def stop(self):
         opened, imported = self.opened or set(), self.imported or set()
-        self.opened = self.imported = None
-        return opened, imported
+        by_module = self.by_module or {}
+        self.opened = self.imported = self.by_module = None
+        return opened, imported, by_module
+
+    @staticmethod
+    def _opened_path(args):
+        path, mode, flags = args
+        if isinstance(path, int):
+            return None
+        if mode is not None:
+            if "r" not in mode and "+" not in mode:
+                return None
+        elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
+            return None
+        path = os.fsdecode(path)
+        if not os.path.isabs(path):
+            path = os.path.join(os.getcwd(), path)
+        return path
+
+    def _note(self, what, value):
+        """Adds value to the modules executing their top level now, or to
+        the session-wide set when none is (a hook, pytest itself)."""
+        if self.by_module is None:
+            (self.opened if what == "open" else self.imported).add(value)
+            return
+        f = sys._getframe(2)
+        owners = []
+        while f is not None:
+            if f.f_code.co_name == "<module>":
+                owners.append(f.f_code.co_filename)
+            f = f.f_back
+        if not owners:
+            (self.opened if what == "open" else self.imported).add(value)
+        for owner in owners:
+            self.by_module.setdefault(owner, (set(), set()))[
+                0 if what == "open" else 1].add(value)
 
     def _hook(self, event, args):
-        opened = self.opened
-        if opened is None:
+        if self.opened is None:
             return
         try:
             if event == "open":
-                path, mode, flags = args
-                if isinstance(path, int):
-                    return
-                if mode is not None:
-                    if "r" not in mode and "+" not in mode:
-                        return
-                elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
-                    return
-                path = os.fsdecode(path)
-                if not os.path.isabs(path):
-                    path = os.path.join(os.getcwd(), path)
-                opened.add(path)
+                path = self._opened_path(args)
+                # Reading source and bytecode is importing: the import
+                # graph and the import events cover it.
+                if path is not None and not path.endswith((".py", ".pyc")):
+                    self._note("open", path)
             elif event == "import":
-                self.imported.add(args[0])
+                self._note("import", args[0])
         except Exception:
             pass                # an audit hook must never break the test
 
@@ -145,7 +175,9 @@ class TcacheSession:
         self.worker = hasattr(config, "workerinput")
         self.digests = tc_inputs.Digests()
         self.stats_sig = {}         # path -> stat signature when hashed
-        self.collected = {}         # module path -> files opened at import
+        self.collected = {}         # module file -> files its top level
+                                    # opened or imported at collection
+        self.collect_global = set() # files opened outside any module
         self.keys = {}              # nodeid -> (key, static paths)
         self.cached = {}            # nodeid -> LookupResult (a cached pass)
         self.reports = {}           # nodeid -> [reports] while it runs
@@ -183,18 +215,27 @@ class TcacheSession:
     # --- collection: inputs and keys ---
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_make_collect_report(self, collector):
-        path = getattr(collector, "path", None)
-        if not isinstance(collector, pytest.Module) or path is None:
-            yield
-            return
-        self.tracker.start()
+    def pytest_collection(self, session):
+        """Notes what each module's top-level code opens or imports while
+        the test modules are imported, so that a data file read or a module
+        imported at import time is an input of every module importing it."""
+        self.tracker.start(by_module=True)
         try:
             yield
         finally:
-            opened, imported = self.tracker.stop()
-            self.collected[os.path.realpath(str(path))] = \
-                self._project_files(opened, imported)
+            self._collection_done()
+
+    def _collection_done(self):
+        """Ends the collection's tracking: at modifyitems (which runs inside
+        pytest_collection), or when the collection ends without it."""
+        if self.tracker.by_module is None:
+            return
+        opened, imported, by_module = self.tracker.stop()
+        self.collect_global = self._project_files(opened, imported)
+        for owner, (o, i) in by_module.items():
+            owner = os.path.realpath(owner)
+            if tc_inputs.inside(self.root, owner):
+                self.collected[owner] = self._project_files(o, i)
 
     def _project_files(self, opened, imported):
         files = set()
@@ -217,27 +258,25 @@ class TcacheSession:
             self.stats_sig[path] = _stat_sig(path)
         return self.digests.digest(path)
 
-    def _static_inputs(self, item, graph, config_files):
+    def _static_inputs(self, item, graph, common):
         path = os.path.realpath(str(item.path))
-        files = set(config_files)
+        files = set(common)
         for f in [path] + tc_inputs.conftests_above(self.root, path):
-            if f.endswith(".py"):
-                files |= graph.closure(f)
-            else:
-                files.add(f)
-        for f in self.collected.get(path, ()):
-            files.add(f)
-            if f.endswith(".py"):
-                files |= graph.closure(f)
+            files |= graph.closure(f)
         return frozenset(files)
 
     def _compute_keys(self, items):
+        self._collection_done()
         cache = self.config.cache.get("tcache/imports", {}) \
             if getattr(self.config, "cache", None) else {}
         graph = tc_inputs.ImportGraph(self.root, self.digests, cache)
-        config_files = set()
+        for owner, files in self.collected.items():
+            graph.add_edges(owner, files)
+        common = set()
         if self.config.inipath:
-            config_files.add(os.path.realpath(str(self.config.inipath)))
+            common.add(os.path.realpath(str(self.config.inipath)))
+        for f in self.collect_global:
+            common |= graph.closure(f)
         envd = proto.env_digest(tc_inputs.environment(
             self.config, self.root, self.env_names))
         self.env_inputs = [
@@ -247,7 +286,7 @@ class TcacheSession:
             for n in sorted(set(self.env_names)) if not n.startswith("@")]
         by_files = {}
         for item in items:
-            static = self._static_inputs(item, graph, config_files)
+            static = self._static_inputs(item, graph, common)
             src = by_files.get(static)
             if src is None:
                 src = proto.source_digest(
@@ -341,7 +380,7 @@ class TcacheSession:
         reports = self.reports.pop(nodeid, None)
         if reports is None:
             return
-        opened, imported = self.tracker.stop()
+        opened, imported, _ = self.tracker.stop()
         self._finished(nodeid, reports, opened, imported)
 
     def pytest_runtest_logreport(self, report):
