@@ -96,12 +96,14 @@ class Tracker:
         self.opened = None
         self.imported = None
         self.by_module = None
+        self.sigs = {}          # path -> stat signature at its first open
 
     def start(self, by_module=False):
         """by_module: attribute each event to the modules whose top-level
         code is running (collection), instead of to one test."""
         self.opened, self.imported = set(), set()
         self.by_module = {} if by_module else None
+        self.sigs = {}
 
     def stop(self):
         opened, imported = self.opened or set(), self.imported or set()
@@ -128,7 +130,12 @@ class Tracker:
         """Adds value to the modules executing their top level now, or to
         the session-wide set when none is (a hook, pytest itself)."""
         if self.by_module is None:
-            (self.opened if what == "open" else self.imported).add(value)
+            if what == "open":
+                if value not in self.opened:
+                    self.sigs[value] = _stat_sig(value)
+                    self.opened.add(value)
+            else:
+                self.imported.add(value)
             return
         f = sys._getframe(2)
         owners = []
@@ -181,7 +188,9 @@ class TcacheSession:
         self.keys = {}              # nodeid -> (key, static paths)
         self.cached = {}            # nodeid -> LookupResult (a cached pass)
         self.reports = {}           # nodeid -> [reports] while it runs
-        self.pending = []
+        self.pending = []           # (record, static inputs) to send
+        self.dirty = set()          # static inputs edited during the run
+        self.never = set()          # nodeids marked tcache_never
         self.unavailable = None     # why the daemon is out of reach
         self.n_cached = 0
         self.saved_s = 0.0
@@ -403,13 +412,15 @@ class TcacheSession:
             return
         item_key = self.keys.get(nodeid)
         outcome = _outcome(reports)
-        if item_key is None or outcome is None:
-            return
-        if self._never.get(nodeid):
+        if item_key is None or outcome is None or nodeid in self.never:
             return
         key, static = item_key
-        if not self._unchanged(static):
-            return          # an input changed while the test ran
+        if not self.dirty.isdisjoint(static):
+            return          # an input changed since the key was computed
+        for path, sig in self.tracker.sigs.items():
+            if _stat_sig(path) != sig and \
+                    tc_inputs.inside(self.root, os.path.realpath(path)):
+                return      # it changed after the test first opened it
         found = []
         for f in sorted(self._project_files(opened, imported) - static):
             found.append((proto.INPUT_FOUND, tc_inputs.relpath(self.root, f),
@@ -417,46 +428,42 @@ class TcacheSession:
         files = [(proto.INPUT_FILE, tc_inputs.relpath(self.root, f),
                   self.digests.digest(f)) for f in sorted(static)]
         duration_us = int(sum(r.duration for r in reports) * 1e6)
-        self.pending.append(dict(
+        self.pending.append((dict(
             key=key, test=nodeid.encode(), project=self.project,
             root=os.fsencode(self.root), outcome=outcome,
             duration_us=duration_us, ttl_ms=self.ttl_ms, message=b"",
-            inputs=(files + found + self.env_inputs)[:proto.MAX_INPUTS]))
+            inputs=(files + found + self.env_inputs)[:proto.MAX_INPUTS]),
+            static))
         if len(self.pending) >= FLUSH_EVERY:
             self._flush()
-
-    @property
-    def _never(self):
-        never = getattr(self, "_never_cache", None)
-        if never is None:
-            never = self._never_cache = {}
-        return never
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
         for item in session.items:
             if item.get_closest_marker("tcache_never") is not None:
-                self._never[item.nodeid] = True
+                self.never.add(item.nodeid)
 
-    def _unchanged(self, static):
-        """No static input changed since it was hashed for the key."""
-        for f in static:
-            sig = _stat_sig(f)
-            if sig != self.stats_sig.get(f):
-                before = self.digests.digest(f)
-                if self.digests.fresh(f) != before:
-                    self.digests._memo[f] = before
-                    return False
-                self.stats_sig[f] = sig
-        return True
+    def _check_unchanged(self, files):
+        """Marks dirty every file whose stat signature moved since it was
+        hashed for a key.  The key was computed before each pending test
+        started and this runs after it ended, so a file edited while a test
+        ran (even edited back: its ctime moves) is caught."""
+        for f in files:
+            if f not in self.dirty and _stat_sig(f) != self.stats_sig.get(f):
+                self.dirty.add(f)
 
     def _flush(self):
         batch, self.pending = self.pending, []
         if not batch or self.unavailable is not None:
             return
+        self._check_unchanged(set().union(*(static for _, static in batch)))
+        records = [rec for rec, static in batch
+                   if self.dirty.isdisjoint(static)]
+        if not records:
+            return
         try:
-            self.client.record(batch)
-            self.n_recorded += len(batch)
+            self.client.record(records)
+            self.n_recorded += len(records)
         except (proto.TcacheUnavailable, proto.TcacheError) as e:
             self._lost(e)
 
