@@ -36,7 +36,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench install valgrind clang
+        bench install valgrind clang plugin
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
 
@@ -92,13 +92,17 @@ unit: all $(TEST_BIN)
 integration: all
 	TCACHE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The pytest plugin against a real tcached (contrib/pytest/tests).
+plugin: all
+	TCACHE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider contrib/pytest/tests
+
 # The shared acceptance script of the core contract, when it is present.
 acceptance: all
 	@if [ -f ../shared/acceptance/core.sh ]; then \
 	  bash ../shared/acceptance/core.sh; \
 	else echo "acceptance: ../shared/acceptance/core.sh not present, skipped"; fi
 
-check: unit integration acceptance clang
+check: unit integration plugin acceptance clang
 	@echo "make check: all tests passed"
 
 run: all
