@@ -16,6 +16,7 @@
 /* A comparison in progress; the changes are reported as they are found. */
 struct cli_explain {
 	const struct cli *cli;
+	const tc_entry *e;
 	json j;
 	int changes;		/* found so far */
 	int discovered_changed;
@@ -96,31 +97,71 @@ static int cli_explain_files(struct cli_explain *x, const struct cli_key *k,
 	return 0;
 }
 
+/* 1 when a recorded file no longer has its digest; paths are relative to
+ * the root the entry was recorded under. */
+static int cli_explain_differs(const struct cli_explain *x,
+    const tc_input *in)
+{
+	uint8_t d[TC_DIGEST_BYTES];
+	char path[PATH_MAX * 2];
+
+	if (in->path[0] == '/')
+		snprintf(path, sizeof path, "%s", in->path);
+	else
+		snprintf(path, sizeof path, "%s/%s", x->e->root, in->path);
+	memset(d, 0, sizeof d);
+	if (tc_hash_file(path, d) != TC_OK && errno != ENOENT)
+		d[0] ^= 1;	/* unreadable now: not the same */
+	return memcmp(d, in->digest, sizeof d) != 0;
+}
+
 /* Discovered files are not in the key: hash them again, as a lookup
  * would before it trusts a hit. */
 static void cli_explain_discovered(struct cli_explain *x, const tc_input *in,
     size_t nin)
 {
-	uint8_t d[TC_DIGEST_BYTES];
-	char path[PATH_MAX * 2];
-
 	for (size_t i = 0; i < nin; i++) {
-		if (in[i].kind != TC_INPUT_FOUND)
-			continue;
-		if (in[i].path[0] == '/')
-			snprintf(path, sizeof path, "%s", in[i].path);
-		else
-			snprintf(path, sizeof path, "%s/%s", x->cli->root,
-			    in[i].path);
-		memset(d, 0, sizeof d);
-		if (tc_hash_file(path, d) != TC_OK && errno != ENOENT)
-			d[0] ^= 1;	/* unreadable now: not the same */
-		if (memcmp(d, in[i].digest, sizeof d) != 0) {
+		if (in[i].kind == TC_INPUT_FOUND && cli_explain_differs(x, &in[i])) {
 			cli_explain_change(x, "changed", "discovered",
 			    in[i].path);
 			x->discovered_changed = 1;
 		}
 	}
+}
+
+/*
+ * Without --dep and --env (a test recorded by another client, such as the
+ * pytest plugin): check every recorded file against the disk and every
+ * recorded variable against the environment.  Inputs named @... (the
+ * interpreter, installed packages, options) only their recorder can check.
+ */
+static void cli_explain_recorded(struct cli_explain *x, const tc_input *in,
+    size_t nin)
+{
+	uint8_t d[TC_DIGEST_BYTES];
+	const char *v;
+	size_t hidden = 0;
+
+	for (size_t i = 0; i < nin; i++) {
+		if (in[i].kind == TC_INPUT_FILE && cli_explain_differs(x, &in[i]))
+			cli_explain_change(x, "changed", "file", in[i].path);
+		if (in[i].kind != TC_INPUT_ENV)
+			continue;
+		if (in[i].path[0] == '@') {
+			hidden++;
+			continue;
+		}
+		memset(d, 0, sizeof d);
+		if ((v = getenv(in[i].path)) != NULL)
+			tc_hash_bytes(v, strlen(v), d);
+		if (memcmp(d, in[i].digest, sizeof d) != 0)
+			cli_explain_change(x, "changed", "env", in[i].path);
+	}
+	cli_explain_discovered(x, in, nin);
+	if (x->changes == 0 && !x->cli->json)
+		printf("no recorded file or variable changed%s\n", hidden ?
+		    "; if the test still ran, its environment did (interpreter, "
+		    "installed packages, options, platform)" : "");
 }
 
 static void cli_explain_env(struct cli_explain *x, const struct cli_key *k,
@@ -193,7 +234,9 @@ static void cli_explain_head(struct cli_explain *x, const tc_entry *e,
 static int cli_explain_verdict(struct cli_explain *x, const tc_entry *e,
     const struct cli_key *k, uint64_t now)
 {
-	int match = memcmp(e->key, k->key, sizeof e->key) == 0;
+	/* Without a key of now (recorded mode) only the files can tell. */
+	int match = k != NULL ? memcmp(e->key, k->key, sizeof e->key) == 0 :
+	    x->changes == 0;
 	int pass = e->outcome == TC_PASS && !e->flaky && e->expires_ms > now &&
 	    !x->discovered_changed;
 	const char *why[4];
@@ -224,6 +267,13 @@ static int cli_explain_verdict(struct cli_explain *x, const tc_entry *e,
 	}
 	for (size_t i = 0; i < n; i++)
 		printf("%s\n", why[i]);
+	if (k == NULL) {
+		if (x->changes > 0)
+			printf("the inputs changed\n");
+		else if (pass)
+			printf("the entry is a cached pass for these inputs\n");
+		return match && pass;
+	}
 	if (match && pass)
 		printf("key matches; the entry is a cached pass\n");
 	else if (match)
@@ -251,7 +301,15 @@ static int cli_explain_found(const struct cli *cli, const struct cli_key *k,
 		json_kv_string(&x.j, "test", cli->test);
 		json_kv_hex(&x.j, "key", k->key, sizeof k->key);
 	}
+	x.e = e;
 	cli_explain_head(&x, e, now);
+	if (cli->ndeps == 0 && cli->nenvs == 0) {
+		cli_explain_recorded(&x, in, nin);
+		pass = cli_explain_verdict(&x, e, NULL, now);
+		if (cli->json)
+			json_finish(&x.j);
+		return pass ? CLI_OK : CLI_MISS;
+	}
 	if (cli_explain_files(&x, k, in, nin) == -1) {
 		fprintf(stderr, "tcache: out of memory\n");
 		return CLI_ERROR;

@@ -70,8 +70,10 @@ static const struct cli_cmd tcache_cmds[] = {
 	  "  --path PATH       only entries with an input at or below PATH\n" },
 	{ "explain", cli_explain, "--test ID [--dep PATH]... [--env NAME]...",
 	  "Say why a test is not a cached pass: compare the inputs of its\n"
-	  "newest entry with the inputs of now.  Exits 0 when it is a cached\n"
-	  "pass, 1 otherwise.\n" TCACHE_INPUT_HELP },
+	  "newest entry with the inputs of now.  Without --dep and --env (a\n"
+	  "test recorded by the pytest plugin), check each recorded file and\n"
+	  "variable instead.  Exits 0 when it is a cached pass, 1 otherwise.\n"
+	  TCACHE_INPUT_HELP },
 	{ "gc", cli_gc, "[--json]",
 	  "Remove the expired entries now (the daemon also sweeps them).\n" },
 	{ "help", tcache_help, "[COMMAND]",

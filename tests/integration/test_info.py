@@ -284,3 +284,19 @@ def test_explain_no_record(daemon, project):
     r = daemon.cli("explain", "--test", "never-recorded", *dep(project))
     assert r.rc == 1, r
     assert "no record" in (r.stdout + r.stderr)
+
+
+def test_explain_recorded_inputs_without_deps(explained, project):
+    # No --dep or --env: each recorded input is checked where it was
+    # recorded (how a test recorded by the pytest plugin is explained).
+    r = explained.cli("explain", "--test", "t1", env={"FOO": "1"},
+                      cwd="/")
+    assert r.rc == 0, r
+    assert "cached pass" in r.stdout, r
+    project.write("src/sub/b.c", "int b = 9;\n")
+    r = explained.cli("explain", "--test", "t1", env={"FOO": "2"}, cwd="/")
+    assert r.rc == 1, r
+    lines = r.stdout.splitlines()
+    assert any("src/sub/b.c" in l and "changed" in l for l in lines), r
+    assert any("FOO" in l and "changed" in l for l in lines), r
+    assert not any("src/a.c" in l for l in lines), r
