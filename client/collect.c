@@ -8,8 +8,11 @@
  * symbolic link keeps its name (as in a walk) and is hashed by its target's
  * bytes; a missing path is named the same way when its directory exists,
  * else by lexical normalisation against the current directory.  Walks skip
- * .git directories, do not follow symbolic links to directories, and skip
- * fifos, sockets and devices.
+ * .git directories and fifos, sockets and devices; they follow symbolic
+ * links to directories, naming the files below by the link's path (as
+ * Python's os.walk(followlinks=True) does), since a directory stands for
+ * every file below it (DESIGN.md), but never into a directory that is
+ * already on the walk's path, which would loop.
  */
 #include <sys/stat.h>
 
@@ -31,6 +34,21 @@
  */
 #define COLLECT_MAX_RAW (4u * TC_MAX_INPUTS)
 
+/*
+ * Directories one collection may open.  Links that do not loop can still
+ * reach one directory by 2^n paths (each of n levels linking twice to the
+ * next), empty ones adding no inputs to stop at COLLECT_MAX_RAW: a bound
+ * on that work, far above what a tree within the input limit needs.
+ */
+#define COLLECT_MAX_DIRS (4u * TC_MAX_INPUTS)
+
+/* A directory being walked, and the one whose walk led to it. */
+struct collect_dir {
+	dev_t dev;
+	ino_t ino;
+	const struct collect_dir *up;
+};
+
 struct collect {
 	char root[TC_MAX_PATH + 1];	/* realpath of the project root */
 	size_t rootlen;
@@ -40,6 +58,8 @@ struct collect {
 	char *err;			/* the caller's message buffer */
 	size_t errlen;
 	char path[TC_MAX_PATH + 1];	/* absolute path being walked */
+	const struct collect_dir *walking; /* innermost directory walked */
+	size_t ndirs;			/* directories opened so far */
 };
 
 static void collect_error(struct collect *, const char *, ...)
@@ -119,20 +139,14 @@ static tc_status collect_file(struct collect *c, const char *abs)
 	return collect_errno(c, abs, ENOMEM);
 }
 
-/* A symbolic link met in a walk: a file by its target's bytes, missing
- * when it dangles, skipped when it leads to a directory or a device. */
-static tc_status collect_link(struct collect *c, const char *abs)
+/* A symbolic link met in a walk that leads nowhere (or round in circles
+ * of links) is a missing file. */
+static tc_status collect_dangling(struct collect *c, const char *abs,
+				  int error)
 {
-	struct stat sb;
-
-	if (stat(abs, &sb) == -1) {
-		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
-			return collect_add(c, abs, NULL);
-		return collect_errno(c, abs, errno);
-	}
-	if (S_ISREG(sb.st_mode))
-		return collect_file(c, abs);
-	return TC_OK;
+	if (error == ENOENT || error == ENOTDIR || error == ELOOP)
+		return collect_add(c, abs, NULL);
+	return collect_errno(c, abs, error);
 }
 
 /* One entry of the directory c->path[0..len): its path is left in c->path. */
@@ -154,28 +168,63 @@ static tc_status collect_entry(struct collect *c, size_t len, const char *name)
 			return TC_OK;
 		return collect_errno(c, c->path, errno);
 	}
+	/* A link is what it leads to, under its own name. */
+	if (S_ISLNK(sb.st_mode) && stat(c->path, &sb) == -1)
+		return collect_dangling(c, c->path, errno);
 	if (S_ISDIR(sb.st_mode)) {
 		if (strcmp(name, ".git") == 0)
 			return TC_OK;
 		return collect_walk(c, len + sep + nlen);
 	}
-	if (S_ISLNK(sb.st_mode))
-		return collect_link(c, c->path);
 	if (S_ISREG(sb.st_mode))
 		return collect_file(c, c->path);
 	return TC_OK;
 }
 
+/*
+ * 1 when the directory open as d is one being walked already, reached
+ * again through a link (or a bind mount) to itself or to one above it; 0
+ * when not, self then filled in; -1 with errno.
+ */
+static int collect_looped(struct collect *c, DIR *d, struct collect_dir *self)
+{
+	struct stat sb;
+
+	if (fstat(dirfd(d), &sb) == -1)
+		return -1;
+	self->dev = sb.st_dev;
+	self->ino = sb.st_ino;
+	self->up = c->walking;
+	for (const struct collect_dir *w = c->walking; w != NULL; w = w->up)
+		if (w->dev == self->dev && w->ino == self->ino)
+			return 1;
+	return 0;
+}
+
 /* Walks the directory whose absolute path is c->path[0..len). */
 static tc_status collect_walk(struct collect *c, size_t len)
 {
+	struct collect_dir self;
 	struct dirent *de;
 	DIR *d;
 	tc_status rc = TC_OK;
+	int looped;
 
 	c->path[len] = '\0';
+	if (++c->ndirs > COLLECT_MAX_DIRS) {
+		collect_error(c, "%s: more than %u directories", c->path,
+		    COLLECT_MAX_DIRS);
+		return TC_EINVAL;
+	}
 	if ((d = opendir(c->path)) == NULL)
 		return collect_errno(c, c->path, errno);
+	if ((looped = collect_looped(c, d, &self)) != 0) {
+		if (looped == -1)
+			rc = collect_errno(c, c->path, errno);
+		closedir(d);
+		return rc;
+	}
+	c->walking = &self;
 	for (;;) {
 		errno = 0;
 		if ((de = readdir(d)) == NULL) {
@@ -190,6 +239,7 @@ static tc_status collect_walk(struct collect *c, size_t len)
 		if ((rc = collect_entry(c, len, de->d_name)) != TC_OK)
 			break;
 	}
+	c->walking = self.up;
 	closedir(d);
 	c->path[len] = '\0';
 	return rc;

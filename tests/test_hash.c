@@ -519,8 +519,8 @@ static void make_tree(void)
 static void check_tree(const tc_input *in, size_t n, const char *outside)
 {
 	const char *want[] = {
-		"missing.h", "nodir/y.h", "src/a.c", "src/empty", "src/gone",
-		"src/link.c", "src/sub/b.c",
+		"missing.h", "nodir/y.h", "src/a.c", "src/dir/b.c", "src/empty",
+		"src/gone", "src/link.c", "src/sub/b.c",
 	};
 	size_t w = sizeof want / sizeof want[0];
 
@@ -536,6 +536,7 @@ static void check_tree(const tc_input *in, size_t n, const char *outside)
 	assert_zero_digest(find_input(in, n, "src/gone"));
 	assert_digest_of(find_input(in, n, "src/link.c"), "int a;\n");
 	assert_digest_of(find_input(in, n, "src/sub/b.c"), "int b;\n");
+	assert_digest_of(find_input(in, n, "src/dir/b.c"), "int b;\n");
 }
 
 static void test_collect(void **state)
@@ -620,6 +621,147 @@ static void test_collect_unresolved(void **state)
 	assert_digest_of(find_input(in, n, "src/a.c"), "int a;\n");
 	assert_digest_of(find_input(in, n, "src/b.c"), "int b;\n");
 	tc_inputs_free(in, n);
+	assert_int_equal(chdir(cwd), 0);
+}
+
+/* The source digest of what collecting paths[0..n) from "." gives. */
+static void collect_digest(const char *const *paths, size_t n,
+			   uint8_t d[TC_DIGEST_BYTES])
+{
+	tc_input *in;
+	size_t nin;
+
+	assert_int_equal(tc_inputs_collect(".", paths, n, &in, &nin, NULL, 0),
+			 TC_OK);
+	assert_int_equal(tc_source_digest(in, nin, d), TC_OK);
+	tc_inputs_free(in, nin);
+}
+
+/*
+ * A directory stands for every file below it, through symbolic links too:
+ * an edit in a linked directory, or the link turned to another, must change
+ * the key.  The files are named by the link's path.
+ */
+static void test_collect_linked_dir(void **state)
+{
+	const char *paths[] = { "src" };
+	uint8_t d1[TC_DIGEST_BYTES], d2[TC_DIGEST_BYTES];
+	char cwd[PATH_MAX], p[PATH_MAX], err[256];
+	tc_input *in;
+	size_t n;
+
+	(void)state;
+	mkpath("ld", NULL);
+	mkpath("ld/src", NULL);
+	mkpath("ld/src/a.c", "int a;\n");
+	mkpath("ld/vendor", NULL);
+	mkpath("ld/vendor/v.c", "int v;\n");
+	mkpath("ld/vendor/deep", NULL);
+	mkpath("ld/vendor/deep/w.c", "int w;\n");
+	mkpath("ld/other", NULL);
+	mkpath("ld/other/v.c", "int o;\n");
+	mklink("../vendor", "ld/src/lib");
+	mklink("nowhere", "ld/src/gone");
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(tmp_path("ld", p, sizeof p)), 0);
+
+	assert_int_equal(tc_inputs_collect(".", paths, 1, &in, &n, err,
+	    sizeof err), TC_OK);
+	assert_int_equal(n, 4);
+	assert_digest_of(find_input(in, n, "src/a.c"), "int a;\n");
+	assert_digest_of(find_input(in, n, "src/lib/v.c"), "int v;\n");
+	assert_digest_of(find_input(in, n, "src/lib/deep/w.c"), "int w;\n");
+	assert_zero_digest(find_input(in, n, "src/gone"));
+	assert_int_equal(tc_source_digest(in, n, d1), TC_OK);
+	tc_inputs_free(in, n);
+
+	mkpath("ld/vendor/deep/w.c", "int w2;\n");
+	collect_digest(paths, 1, d2);
+	assert_memory_not_equal(d1, d2, sizeof d1);
+	mkpath("ld/vendor/deep/w.c", "int w;\n");
+	collect_digest(paths, 1, d2);
+	assert_memory_equal(d1, d2, sizeof d1);
+
+	/* the link turned to another directory with the same file names */
+	assert_int_equal(unlink("src/lib"), 0);
+	assert_int_equal(symlink("../other", "src/lib"), 0);
+	collect_digest(paths, 1, d2);
+	assert_memory_not_equal(d1, d2, sizeof d1);
+	assert_int_equal(chdir(cwd), 0);
+}
+
+/* Links back to a directory being walked end there, whichever way in. */
+static void test_collect_link_loop(void **state)
+{
+	const char *paths[] = { "dir", "." };
+	char cwd[PATH_MAX], p[PATH_MAX], err[256];
+	tc_input *in;
+	size_t n;
+
+	(void)state;
+	mkpath("lp", NULL);
+	mkpath("lp/top.c", "top\n");
+	mkpath("lp/dir", NULL);
+	mkpath("lp/dir/a.c", "a\n");
+	mkpath("lp/dir/sub", NULL);
+	mkpath("lp/dir/sub/b.c", "b\n");
+	mklink("..", "lp/dir/loop");
+	mklink(".", "lp/dir/sub/self");
+	mklink("../..", "lp/dir/sub/up");
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(tmp_path("lp", p, sizeof p)), 0);
+
+	/* from dir: loop/ is lp, walked once; loop/dir is dir again */
+	assert_int_equal(tc_inputs_collect(".", &paths[0], 1, &in, &n, err,
+	    sizeof err), TC_OK);
+	assert_int_equal(n, 4);
+	assert_digest_of(find_input(in, n, "dir/a.c"), "a\n");
+	assert_digest_of(find_input(in, n, "dir/sub/b.c"), "b\n");
+	assert_digest_of(find_input(in, n, "dir/loop/top.c"), "top\n");
+	assert_digest_of(find_input(in, n, "dir/sub/up/top.c"), "top\n");
+	tc_inputs_free(in, n);
+
+	/* from the root: every link leads back up */
+	assert_int_equal(tc_inputs_collect(".", &paths[1], 1, &in, &n, err,
+	    sizeof err), TC_OK);
+	assert_int_equal(n, 3);
+	assert_non_null(find_input(in, n, "top.c"));
+	assert_non_null(find_input(in, n, "dir/a.c"));
+	assert_non_null(find_input(in, n, "dir/sub/b.c"));
+	tc_inputs_free(in, n);
+	assert_int_equal(chdir(cwd), 0);
+}
+
+/*
+ * Links that never loop can still reach one directory by exponentially
+ * many paths: the walk gives up with an error rather than run for ever.
+ */
+static void test_collect_link_fanout(void **state)
+{
+	const char *paths[] = { "f0" };
+	char name[64], target[64], cwd[PATH_MAX], p[PATH_MAX], err[256];
+	tc_input *in = NULL;
+	size_t n = 0;
+
+	(void)state;
+	mkpath("fan", NULL);
+	for (int i = 0; i <= 18; i++) {
+		snprintf(name, sizeof name, "fan/f%d", i);
+		mkpath(name, NULL);
+		if (i == 0)
+			continue;
+		snprintf(target, sizeof target, "../f%d", i);
+		snprintf(name, sizeof name, "fan/f%d/a", i - 1);
+		mklink(target, name);
+		snprintf(name, sizeof name, "fan/f%d/b", i - 1);
+		mklink(target, name);
+	}
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(tmp_path("fan", p, sizeof p)), 0);
+	assert_int_equal(tc_inputs_collect(".", paths, 1, &in, &n, err,
+	    sizeof err), TC_EINVAL);
+	assert_non_null(strstr(err, "directories"));
+	assert_null(in);
 	assert_int_equal(chdir(cwd), 0);
 }
 
@@ -726,6 +868,9 @@ int main(void)
 		cmocka_unit_test(test_collect),
 		cmocka_unit_test(test_collect_unresolved),
 		cmocka_unit_test(test_collect_moved),
+		cmocka_unit_test(test_collect_linked_dir),
+		cmocka_unit_test(test_collect_link_loop),
+		cmocka_unit_test(test_collect_link_fanout),
 		cmocka_unit_test(test_collect_errors),
 	};
 
