@@ -367,6 +367,7 @@ class TcacheSession:
         # Tear down what earlier tests left that the next one does not
         # need, as pytest would after running this one; but not through
         # the teardown hooks, whose plugins expect a setup that never ran.
+        item.user_properties.append(("tcache", "cached"))
         state = item.session._setupstate
         call = CallInfo.from_call(lambda: state.teardown_exact(nextitem),
                                   when="teardown")
