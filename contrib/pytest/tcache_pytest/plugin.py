@@ -293,15 +293,15 @@ class TcacheSession:
              proto.env_value_digest(os.fsencode(os.environ[n])
                                     if n in os.environ else None))
             for n in sorted(set(self.env_names)) if not n.startswith("@")]
-        by_files = {}
+        by_module = {}      # item.path -> (static inputs, source digest)
         for item in items:
-            static = self._static_inputs(item, graph, common)
-            src = by_files.get(static)
-            if src is None:
-                src = proto.source_digest(
+            entry = by_module.get(item.path)
+            if entry is None:
+                static = self._static_inputs(item, graph, common)
+                entry = by_module[item.path] = (static, proto.source_digest(
                     (tc_inputs.relpath(self.root, f), self._digest(f))
-                    for f in static)
-                by_files[static] = src
+                    for f in static))
+            static, src = entry
             key = proto.derive_key(self.project, item.nodeid.encode(), src,
                                    envd)
             self.keys[item.nodeid] = (key, static)
