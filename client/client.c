@@ -48,6 +48,7 @@ struct tc_client {
 	char *db;			/* --db for it; NULL: its default */
 	int timeout_ms;			/* budget of one call */
 	int autostart;			/* start tcached when none answers */
+	int own_peer;			/* serve us only a tcached of ours */
 	int fd;				/* connection, or -1 */
 	proto_buf out;			/* the frame being sent */
 	uint8_t *in;			/* the body being received */
@@ -132,6 +133,25 @@ static char *client_strdup(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/*
+ * 1 when the default socket is the fallback under /tmp (tc_default_socket
+ * with neither $TCACHE_SOCKET nor $XDG_RUNTIME_DIR set): another user may
+ * have made /tmp/tcache-UID before us and serve passes from there.  A path
+ * named on purpose is trusted, since a shared tcached (CI) serves others.
+ */
+static int client_default_in_tmp(void)
+{
+	static const char *const overrides[] = {
+		"TCACHE_SOCKET", "XDG_RUNTIME_DIR",
+	};
+	const char *v;
+
+	for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
+		if ((v = getenv(overrides[i])) != NULL && v[0] != '\0')
+			return 0;
+	return 1;
+}
+
 tc_client *tc_client_new(const tc_options *opts)
 {
 	static const tc_options none;
@@ -147,6 +167,7 @@ tc_client *tc_client_new(const tc_options *opts)
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms :
 	    CLIENT_TIMEOUT_MS;
 	c->autostart = opts->autostart;
+	c->own_peer = opts->socket == NULL && client_default_in_tmp();
 	/* A default too long for the buffer leaves "" for tc_connect to refuse. */
 	if (opts->socket == NULL && tc_default_socket(sock, sizeof sock) == NULL)
 		sock[0] = '\0';
@@ -380,6 +401,24 @@ static tc_status client_rpc(tc_client *c, const proto_msg *m,
 
 /* --- connecting --- */
 
+/* With own_peer, the tcached on fd must run as us (or as root). */
+static tc_status client_peer(tc_client *c, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (!c->own_peer)
+		return TC_OK;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return client_fail(c, TC_EUNAVAIL, "%s: SO_PEERCRED: %s",
+		    c->socket, strerror(errno));
+	if (cred.uid == getuid() || cred.uid == geteuid() || cred.uid == 0)
+		return TC_OK;
+	return client_fail(c, TC_EUNAVAIL, "%s: tcached there runs as uid "
+	    "%lu, not as us: refusing it", c->socket,
+	    (unsigned long)cred.uid);
+}
+
 /*
  * One attempt at the socket.  *absent is set when nothing listens there
  * (no socket, or a socket left by a dead daemon): the case to start one.
@@ -390,6 +429,7 @@ static tc_status client_dial(tc_client *c, int64_t deadline, int *absent)
 	size_t len = strlen(c->socket);
 	socklen_t sl = sizeof(int);
 	int fd, err = 0;
+	tc_status st;
 
 	*absent = 0;
 	memset(&sa, 0, sizeof sa);
@@ -425,6 +465,10 @@ static tc_status client_dial(tc_client *c, int64_t deadline, int *absent)
 		return client_fail(c, err == ETIMEDOUT || err == EAGAIN ?
 		    TC_ETIMEDOUT : TC_EUNAVAIL, "no tcached on %s: %s",
 		    c->socket, strerror(err));
+	}
+	if ((st = client_peer(c, fd)) != TC_OK) {
+		close(fd);
+		return st;
 	}
 	c->fd = fd;
 	return TC_OK;

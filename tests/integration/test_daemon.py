@@ -376,3 +376,84 @@ print(data.hex())
     if reply:
         assert reply[4] == 0xFF and reply[5:7] == b"\x00\x08", reply
     assert "uid 65534" in daemon.log_text()
+
+
+# A user with no account: its default socket is /tmp/tcache-UID.
+TMP_UID = 54321
+
+
+def _tmp_default_daemon(prefix, base, tag, allow=()):
+    """tcached run through prefix on /tmp/tcache-TMP_UID/tcached.sock, the
+    fallback default socket of TMP_UID, with its database under base."""
+    sock = "/tmp/tcache-%d/tcached.sock" % TMP_UID
+    shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+    state = os.path.join(base, "state-" + tag)
+    os.mkdir(state, 0o700)
+    uid = pwd.getpwnam("nobody").pw_uid if tag == "nobody" else TMP_UID
+    os.chown(state, uid, -1)
+    shutil.copy(TCACHED, os.path.join(base, "bin", "tcached"))
+    log = open(os.path.join(base, tag + ".log"), "ab")
+    proc = subprocess.Popen(prefix + [os.path.join(base, "bin", "tcached"),
+                                      "--socket", sock, "--db",
+                                      os.path.join(state, "tcache.db")] +
+                            list(allow), stdout=log, stderr=subprocess.STDOUT,
+                            cwd="/", start_new_session=True)
+    log.close()
+    end = time.monotonic() + 10
+    while time.monotonic() < end and proc.poll() is None:
+        r = subprocess.run([TCACHE, "status", "--socket", sock],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env={"TCACHE_AUTOSTART": "0"}, timeout=10)
+        if r.returncode == 0:
+            return proc, sock
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("tcached on %s did not answer" % sock)
+
+
+def _as_tmp_uid(base, *args):
+    """tcache as TMP_UID with the /tmp fallback as its default socket."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TCACHE_") and k != "XDG_RUNTIME_DIR"}
+    env["TCACHE_AUTOSTART"] = "0"
+    return subprocess.run(["setpriv", "--reuid=%d" % TMP_UID,
+                           "--regid=%d" % TMP_UID, "--clear-groups",
+                           os.path.join(base, "bin", "tcache")] + list(args),
+                          env=env, cwd="/", stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=10)
+
+
+def _stop(proc, sock):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        wait_exit(proc)
+    shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+
+
+def test_foreign_daemon_on_tmp_default_refused(shared_base):
+    """/tmp/tcache-UID is anyone's to make first: another user's tcached
+    there could answer every lookup with a pass.  On that default the
+    client checks who serves it; on a path it was given, it does not."""
+    prefix = _setpriv()
+    proc, sock = _tmp_default_daemon(prefix, shared_base, "nobody",
+                                     ["--allow-uid", str(TMP_UID)])
+    try:
+        r = _as_tmp_uid(shared_base, "status")
+        assert r.returncode != 0, (r.stdout, r.stderr)
+        assert "tcached there runs as uid %d, not as us: refusing it" % \
+            pwd.getpwnam("nobody").pw_uid in r.stderr, r.stderr
+        assert sock in r.stderr, r.stderr
+        r = _as_tmp_uid(shared_base, "status", "--socket", sock)
+        assert r.returncode == 0, r.stderr
+    finally:
+        _stop(proc, sock)
+    # Our own tcached on that default serves us.
+    proc, sock = _tmp_default_daemon(
+        ["setpriv", "--reuid=%d" % TMP_UID, "--regid=%d" % TMP_UID,
+         "--clear-groups"], shared_base, "own")
+    try:
+        r = _as_tmp_uid(shared_base, "status")
+        assert r.returncode == 0, r.stderr
+    finally:
+        _stop(proc, sock)
