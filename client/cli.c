@@ -580,6 +580,26 @@ static int cli_key_env(const struct cli *cli, struct cli_key *k)
 }
 
 /*
+ * 1 when the --dep path, which does not resolve, is collected as an absent
+ * file; not when it names an existing one once normalised
+ * ("build/../src/a.c" before build/ is made is src/a.c).  Asks the
+ * collection itself, so that the warning cannot disagree with the key.
+ */
+static int cli_dep_absent(const struct cli *cli, const char *path)
+{
+	static const uint8_t zero[TC_DIGEST_BYTES];
+	tc_input *in;
+	size_t n;
+	int absent;
+
+	if (tc_inputs_collect(cli->root, &path, 1, &in, &n, NULL, 0) != TC_OK)
+		return 0;	/* the collection proper reports it */
+	absent = n == 1 && memcmp(in[0].digest, zero, sizeof zero) == 0;
+	tc_inputs_free(in, n);
+	return absent;
+}
+
+/*
  * A --dep that does not exist is a sound input (creating it changes the key)
  * but usually a typo or a wrong directory, and then edits to the real files
  * would never change the key: say so on every use.
@@ -589,7 +609,9 @@ static void cli_warn_missing(const struct cli *cli)
 	struct stat st;
 
 	for (size_t i = 0; i < cli->ndeps; i++)
-		if (stat(cli->deps[i], &st) != 0 && errno == ENOENT)
+		if (stat(cli->deps[i], &st) != 0 &&
+		    (errno == ENOENT || errno == ENOTDIR) &&
+		    cli_dep_absent(cli, cli->deps[i]))
 			fprintf(stderr, "tcache: warning: --dep %s does not exist; "
 			    "it counts as an absent file\n", cli->deps[i]);
 }

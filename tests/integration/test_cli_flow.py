@@ -89,6 +89,22 @@ def test_missing_dep_is_warned_about(daemon, project):
     assert "does not exist" not in r.stderr, r
 
 
+def test_unresolved_dep_naming_a_file_is_not_warned_about(daemon, project):
+    # build/ does not exist, yet build/../src/a.c is collected as src/a.c:
+    # saying it counts as an absent file would be false.
+    assert not os.path.exists(project.path("build"))
+    r = lookup(daemon, project, "t1", "--dep", "build/../src/a.c")
+    assert r.rc == 1, r
+    assert "does not exist" not in r.stderr, r
+    assert key(daemon, project, "t1", "--dep", "build/../src/a.c") == \
+        key(daemon, project, "t1", "--dep", "src/a.c")
+    # What is absent once normalised, or below a file, still is warned of.
+    for dep in ("build/../src/nothere.c", "src/a.c/x"):
+        r = lookup(daemon, project, "t1", "--dep", dep)
+        assert r.rc == 1, r
+        assert dep in r.stderr and "does not exist" in r.stderr, (dep, r)
+
+
 def test_key_matches_protocol_derivation(daemon, project):
     """tcache key is the key of PROTOCOL.md, computed here independently."""
     env = {"FOO": "bar"}
