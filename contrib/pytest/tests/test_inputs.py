@@ -1,0 +1,165 @@
+"""Each kind of input: changing it runs exactly the tests that depend on it
+again, and reverting it brings the hits back."""
+
+import pytest
+
+from conftest import GRAPH_IDS, write_dist
+
+ENV_ARGS = ("--tcache-env=TC_NAMED",)
+
+UNDER_TESTS = {n for n in GRAPH_IDS if n.startswith("tests/")}
+
+
+def ids(*names):
+    out = set()
+    for n in names:
+        if n.endswith(".py"):
+            found = {i for i in GRAPH_IDS if i.startswith(n + "::")}
+            assert found, n
+            out |= found
+        else:
+            assert n in GRAPH_IDS, n
+            out.add(n)
+    return out
+
+
+def edit_file(rel, old, new):
+    def change(tc):
+        tc.edit(rel, old, new)
+
+    def revert(tc):
+        tc.edit(rel, new, old)
+    return change, revert
+
+
+def set_env(name):
+    def change(tc):
+        tc.monkeypatch.setenv(name, "changed")
+
+    def revert(tc):
+        tc.monkeypatch.delenv(name)
+    return change, revert
+
+
+def dist_version():
+    def change(tc):
+        write_dist(tc.site, "1.1")
+
+    def revert(tc):
+        write_dist(tc.site, "1.0")
+    return change, revert
+
+
+# name: (change and revert, the tests that must run after the change, the
+# tests that must run after the revert)
+SCENARIOS = {
+    "test_module": (
+        edit_file("tests/test_direct.py", "def test_d2",
+                  "X = 1\n\n\ndef test_d2"),
+        ids("tests/test_direct.py"), set()),
+    "root_conftest": (
+        edit_file("conftest.py", "return 1", "return 0 + 1"),
+        GRAPH_IDS, set()),
+    "intermediate_conftest": (
+        edit_file("tests/conftest.py", "return 2", "return 1 + 1"),
+        UNDER_TESTS, set()),
+    "imported_module": (
+        edit_file("pkg/d.py", "return 4", "return 2 + 2"),
+        ids("tests/test_direct.py"), set()),
+    "transitive_import": (
+        edit_file("pkg/c.py", "return 1", "return 2 - 1"),
+        ids("tests/test_t.py", "tests/test_tt.py"), set()),
+    "data_opened_at_run_time": (
+        edit_file("data/runtime.txt", "runtime 1", "runtime 2"),
+        # Only the test that opened it.  The entry now holds the changed
+        # digest, so the revert runs the test once more.
+        ids("tests/test_data.py::test_reads"),
+        ids("tests/test_data.py::test_reads")),
+    "data_read_at_import": (
+        edit_file("data/import.txt", "import 1", "import 2"),
+        ids("tests/test_importdata.py"), set()),
+    "static_lazy_import": (
+        edit_file("pkg/slazy.py", "return 6", "return 3 * 2"),
+        ids("tests/test_static_lazy.py"), set()),
+    "dynamic_lazy_import": (
+        edit_file("pkg/lazy.py", "return 5", "return 2 + 3"),
+        ids("tests/test_lazy.py::test_lazy_one",
+            "tests/test_lazy.py::test_lazy_two"),
+        ids("tests/test_lazy.py::test_lazy_one",
+            "tests/test_lazy.py::test_lazy_two")),
+    "named_env_var": (set_env("TC_NAMED"), GRAPH_IDS, set()),
+    "unnamed_env_var": (set_env("TC_OTHER"), set(), set()),
+    "pytest_ini": (
+        edit_file("pytest.ini", "slow: nothing", "slow: something"),
+        GRAPH_IDS, set()),
+    "installed_distribution": (dist_version(), GRAPH_IDS, set()),
+}
+
+
+def check(run, expect_ran):
+    assert run.ret == 0, run
+    assert run.outcomes == {"passed": len(GRAPH_IDS)}, run
+    assert run.ran == expect_ran, run
+    assert run.cached == GRAPH_IDS - expect_ran, run
+    assert run.summary_cached == len(GRAPH_IDS - expect_ran), run
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_change_runs_exactly_the_affected_tests(graph_project, name):
+    tc = graph_project
+    (change, revert), after_change, after_revert = SCENARIOS[name]
+    cold = tc.run(*ENV_ARGS)
+    check(cold, GRAPH_IDS)
+    check(tc.run(*ENV_ARGS), set())
+    change(tc)
+    check(tc.run(*ENV_ARGS), after_change)
+    check(tc.run(*ENV_ARGS), set())         # the new inputs are recorded
+    revert(tc)
+    check(tc.run(*ENV_ARGS), after_revert)
+    check(tc.run(*ENV_ARGS), set())
+
+
+def test_lazily_imported_module_is_an_input_of_every_test_using_it(
+        graph_project):
+    """Two tests import pkg.lazy at run time (importlib, invisible to the
+    static import graph); the second finds it in sys.modules.  A change
+    that breaks both must fail both: no stale pass for the second."""
+    tc = graph_project
+    check(tc.run(*ENV_ARGS), GRAPH_IDS)
+    check(tc.run(*ENV_ARGS), set())
+    tc.edit("pkg/lazy.py", "return 5", "return 7")
+    r = tc.run(*ENV_ARGS)
+    assert r.ran >= ids("tests/test_lazy.py::test_lazy_one",
+                        "tests/test_lazy.py::test_lazy_two"), r
+    assert r.outcomes == {"passed": len(GRAPH_IDS) - 2, "failed": 2}, r
+
+
+def test_data_file_is_an_input_of_every_test_opening_it(tc):
+    """Two tests open the same data file at run time; changing it breaks
+    both, and both must run and fail."""
+    tc.write({"pytest.ini": "[pytest]\n", "data.txt": "good\n",
+              "test_two.py": """\
+        from ranlog import ran
+
+        def read():
+            with open("data.txt") as f:
+                return f.read()
+
+        def test_one():
+            ran()
+            assert read() == "good\\n"
+
+        def test_two():
+            ran()
+            assert read() == "good\\n"
+
+        def test_neither():
+            ran()
+        """})
+    tc.run()
+    r = tc.run()
+    assert r.ran == set(), r
+    (tc.root / "data.txt").write_text("bad\n")
+    r = tc.run()
+    assert r.ran >= {"test_two.py::test_one", "test_two.py::test_two"}, r
+    assert r.outcomes == {"failed": 2, "passed": 1}, r
