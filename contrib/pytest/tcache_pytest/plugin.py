@@ -90,7 +90,50 @@ class Tracker:
         if cls._instance is None:
             cls._instance = cls()
             sys.addaudithook(cls._instance._hook)
+            cls._instance._wrap_imports()
         return cls._instance
+
+    def _wrap_imports(self):
+        """The "import" audit event fires only when the import statement
+        loads a module: not for importlib.import_module, and not for a
+        module already loaded.  Both are inputs, so note every call."""
+        import builtins
+        import importlib
+
+        real_import = builtins.__import__
+        real_import_module = importlib.import_module
+        tracker = self
+
+        def tracked_import(name, globals=None, locals=None, fromlist=(),
+                           level=0):
+            mod = real_import(name, globals, locals, fromlist, level)
+            if tracker.imported is not None:
+                tracker._note_import(name, globals, fromlist, level)
+            return mod
+
+        def tracked_import_module(name, package=None):
+            mod = real_import_module(name, package)
+            if tracker.imported is not None:
+                tracker._note_import(getattr(mod, "__name__", name), None,
+                                     (), 0)
+            return mod
+
+        builtins.__import__ = tracked_import
+        importlib.import_module = tracked_import_module
+
+    def _note_import(self, name, globals, fromlist, level):
+        try:
+            if level:
+                package = (globals or {}).get("__package__") or ""
+                base = package.rsplit(".", level - 1)[0] if level > 1 \
+                    else package
+                name = base + "." + name if name else base
+            self._note("import", name, depth=3)
+            for sub in fromlist or ():
+                if sub != "*":
+                    self._note("import", name + "." + sub, depth=3)
+        except Exception:
+            pass                # an import hook must never break the test
 
     def __init__(self):
         self.opened = None
@@ -126,9 +169,10 @@ class Tracker:
             path = os.path.join(os.getcwd(), path)
         return path
 
-    def _note(self, what, value):
+    def _note(self, what, value, depth=2):
         """Adds value to the modules executing their top level now, or to
-        the session-wide set when none is (a hook, pytest itself)."""
+        the session-wide set when none is (a hook, pytest itself).  depth:
+        frames from here up to the code that opened or imported."""
         if self.by_module is None:
             if what == "open":
                 if value not in self.opened:
@@ -137,7 +181,7 @@ class Tracker:
             else:
                 self.imported.add(value)
             return
-        f = sys._getframe(2)
+        f = sys._getframe(depth)
         owners = []
         while f is not None:
             if f.f_code.co_name == "<module>":
@@ -155,9 +199,10 @@ class Tracker:
         try:
             if event == "open":
                 path = self._opened_path(args)
-                # Reading source and bytecode is importing: the import
-                # graph and the import events cover it.
-                if path is not None and not path.endswith((".py", ".pyc")):
+                # Bytecode is read on behalf of its source; at collection,
+                # source is read for imports, which are noted as such.
+                if path is not None and not path.endswith(".pyc") and \
+                        (self.by_module is None or not path.endswith(".py")):
                     self._note("open", path)
             elif event == "import":
                 self._note("import", args[0])
@@ -403,7 +448,9 @@ class TcacheSession:
 
     def pytest_report_teststatus(self, report, config):
         if getattr(report, "tcache_cached", False):
-            return "passed", "c", ("PASSED (cached)", {"green": True})
+            # A plain word: pytest colours a passed report green, and its
+            # short summary (-rA) prints a (word, markup) pair raw.
+            return "passed", "c", "PASSED (cached)"
         return None
 
     # --- recording ---
