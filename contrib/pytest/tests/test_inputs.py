@@ -1,9 +1,13 @@
 """Each kind of input: changing it runs exactly the tests that depend on it
 again, and reverting it brings the hits back."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from conftest import GRAPH_IDS, write_dist
+from conftest import GRAPH_IDS, RUN_TIMEOUT, write_dist
 
 ENV_ARGS = ("--tcache-env=TC_NAMED",)
 
@@ -163,3 +167,57 @@ def test_data_file_is_an_input_of_every_test_opening_it(tc):
     r = tc.run()
     assert r.ran >= {"test_two.py::test_one", "test_two.py::test_two"}, r
     assert r.outcomes == {"failed": 2, "passed": 1}, r
+
+
+def _other_interpreter():
+    """Another CPython 3.11 that can run Debian's pytest from its
+    dist-packages (a pyenv build on our machines), or None."""
+    import glob
+    dist = "/usr/lib/python3/dist-packages"
+    mine = os.path.realpath(sys.executable)
+    for exe in sorted(glob.glob("/root/.pyenv/versions/3.11.*/bin/python3") +
+                      glob.glob("/usr/local/bin/python3.11")):
+        if os.path.realpath(exe) == mine or not os.access(exe, os.X_OK):
+            continue
+        cp = subprocess.run([exe, "-c", "import pytest, sys; "
+                             "print(sys.version_info[:2])"],
+                            env=dict(os.environ, PYTHONPATH=dist),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            universal_newlines=True)
+        if cp.returncode == 0 and "(3, 11)" in cp.stdout:
+            return exe
+    return None
+
+
+def test_another_interpreter_is_another_environment(tc):
+    """The same project under another Python build runs everything again;
+    each interpreter then hits its own entries."""
+    other = _other_interpreter()
+    if other is None:
+        pytest.skip("no second CPython 3.11 that can import Debian's pytest")
+    dist = "/usr/lib/python3/dist-packages"
+    # The same PYTHONPATH for both, so only the interpreter differs.
+    path = os.environ["PYTHONPATH"] + os.pathsep + dist
+    tc.monkeypatch.setenv("PYTHONPATH", path)
+    tc.write({"pytest.ini": "[pytest]\n",
+              "test_i.py": """\
+                  from ranlog import ran
+
+                  def test_i():
+                      ran()
+                  """})
+
+    def run(python):
+        if tc.ranlog.exists():
+            tc.ranlog.unlink()
+        r = tc.pytester.run(python, "-m", "pytest", "-p",
+                            "tcache_pytest.plugin", "-p", "no:cacheprovider",
+                            "--tcache", "-q", timeout=RUN_TIMEOUT)
+        assert r.ret == 0, "\n".join(r.outlines + r.errlines)
+        return tc.ranlog.exists()
+
+    assert run(sys.executable)
+    assert not run(sys.executable)
+    assert run(other), "a pass from another interpreter was reused"
+    assert not run(other)
+    assert not run(sys.executable)
