@@ -18,8 +18,11 @@ import pytest
 
 from . import inputs as tc_inputs
 from . import proto
+from .recorder import Recorder
 
-FLUSH_EVERY = 256           # records sent in one batch during the run
+FLUSH_EVERY = 256           # records handed to the recorder at a time
+RECORD_TIMEOUT_MIN = 30.0   # seconds a RECORD frame may take, at least
+FINISH_WAIT = 60.0          # seconds the end of a run waits for records
 
 
 def pytest_addoption(parser):
@@ -176,8 +179,11 @@ class Tracker:
         if self.by_module is None:
             if what == "open":
                 if value not in self.opened:
-                    self.sigs[value] = _stat_sig(value)
                     self.opened.add(value)
+                    # A directory read (a listing) is not a file input, and
+                    # its mtime moves whenever a file comes or goes in it.
+                    if not os.path.isdir(value):
+                        self.sigs[value] = _stat_sig(value)
             else:
                 self.imported.add(value)
             return
@@ -237,9 +243,13 @@ class TcacheSession:
         self.dirty = set()          # static inputs edited during the run
         self.never = set()          # nodeids marked tcache_never
         self.unavailable = None     # why the daemon is out of reach
+        self.warnings = {}          # kind -> message, for the summary
         self.n_cached = 0
         self.saved_s = 0.0
-        self.n_recorded = 0
+        self.names = {}             # path -> its input name (bytes)
+        self.static_blobs = {}      # static inputs -> (encoded, count)
+        self.recorder = None
+        self.record_timeout = max(timeout * 6, RECORD_TIMEOUT_MIN)
         self.tracker = Tracker.get()
 
     # --- the daemon ---
@@ -247,6 +257,8 @@ class TcacheSession:
     def _lost(self, err):
         if self.unavailable is None:
             self.unavailable = str(err)
+            self.warnings["lookup"] = "tcache: daemon unavailable (%s): " \
+                "every test ran" % err
             self.client.close()
 
     def _controller(self):
@@ -469,21 +481,39 @@ class TcacheSession:
             if _stat_sig(path) != sig and \
                     tc_inputs.inside(self.root, os.path.realpath(path)):
                 return      # it changed after the test first opened it
-        found = []
-        for f in sorted(self._project_files(opened, imported) - static):
-            found.append((proto.INPUT_FOUND, tc_inputs.relpath(self.root, f),
-                          self.digests.fresh(f)))
-        files = [(proto.INPUT_FILE, tc_inputs.relpath(self.root, f),
-                  self.digests.digest(f)) for f in sorted(static)]
+        found = [(proto.INPUT_FOUND, self._name(f), self.digests.fresh(f))
+                 for f in sorted(self._project_files(opened, imported) -
+                                 static)]
+        blob, n = self._static_blob(static)
+        n += len(found)
+        if n > proto.MAX_INPUTS:
+            return          # too many to record: the test just runs
         duration_us = int(sum(r.duration for r in reports) * 1e6)
-        self.pending.append((dict(
+        self.pending.append((proto.encode_record(
             key=key, test=nodeid.encode(), project=self.project,
             root=os.fsencode(self.root), outcome=outcome,
             duration_us=duration_us, ttl_ms=self.ttl_ms, message=b"",
-            inputs=(files + found + self.env_inputs)[:proto.MAX_INPUTS]),
+            inputs_blob=blob + proto.encode_inputs(found), ninputs=n),
             static))
         if len(self.pending) >= FLUSH_EVERY:
             self._flush()
+
+    def _name(self, path):
+        name = self.names.get(path)
+        if name is None:
+            name = self.names[path] = tc_inputs.relpath(self.root, path)
+        return name
+
+    def _static_blob(self, static):
+        """The encoded declared files and variables of a set of static
+        inputs: computed once, shared by every test of a module."""
+        entry = self.static_blobs.get(static)
+        if entry is None:
+            files = [(proto.INPUT_FILE, self._name(f), self.digests.digest(f))
+                     for f in sorted(static)] + self.env_inputs
+            entry = self.static_blobs[static] = (proto.encode_inputs(files),
+                                                 len(files))
+        return entry
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
@@ -509,15 +539,32 @@ class TcacheSession:
                    if self.dirty.isdisjoint(static)]
         if not records:
             return
-        try:
-            self.client.record(records)
-            self.n_recorded += len(records)
-        except (proto.TcacheUnavailable, proto.TcacheError) as e:
-            self._lost(e)
+        if self.recorder is None:
+            self.recorder = Recorder(self.client.path, self.record_timeout)
+        self.recorder.put(records)
 
     def pytest_sessionfinish(self, session):
         self._flush()
         self.client.close()
+        r = self.recorder
+        if r is not None:
+            done = r.close(FINISH_WAIT)
+            if r.error is not None or not done:
+                self.warnings["record"] = \
+                    "tcache: %d results not recorded (%s)" % (
+                        r.lost if done else r.lost + r.queue.qsize(),
+                        r.error or "tcached too slow: gave up after %ds"
+                        % FINISH_WAIT)
+        if self.worker and self.warnings:
+            # xdist sends workeroutput to the controller, which prints.
+            self.config.workeroutput["tcache_warnings"] = \
+                dict(self.warnings)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        for kind, msg in getattr(node, "workeroutput", {}).get(
+                "tcache_warnings", {}).items():
+            self.warnings.setdefault(kind, msg)
 
     # --- reporting ---
 
@@ -539,10 +586,8 @@ class TcacheSession:
     def pytest_terminal_summary(self, terminalreporter):
         if self.worker:
             return
-        if self.unavailable is not None:
-            terminalreporter.write_line(
-                "tcache: daemon unavailable (%s): every test ran"
-                % self.unavailable, yellow=True)
+        for kind in sorted(self.warnings):
+            terminalreporter.write_line(self.warnings[kind], yellow=True)
 
 
 def _stat_sig(path):

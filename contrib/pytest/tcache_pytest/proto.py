@@ -267,12 +267,16 @@ class Client:
     def record(self, records):
         """records: list of dicts (see encode_record).  Returns the status
         list (0 stored, 1 stored and now flaky); batched by frame size."""
+        return self.record_encoded([encode_record(**r) for r in records])
+
+    def record_encoded(self, encoded, frame_bytes=MAX_FRAME - 64):
+        """encoded: records as encode_record returns them.  Frames hold at
+        most MAX_BATCH records and frame_bytes bytes."""
         status = []
         batch, size = [], 0
-        for rec in records:
-            enc = encode_record(**rec)
+        for enc in encoded:
             if batch and (len(batch) == MAX_BATCH or
-                          size + len(enc) > MAX_FRAME - 64):
+                          size + len(enc) > frame_bytes):
                 status += self._record_frame(batch)
                 batch, size = [], 0
             batch.append(enc)
@@ -318,14 +322,22 @@ def _limited(b, limit):
     return b[:limit]
 
 
+def encode_inputs(inputs):
+    """inputs: list of (kind, path bytes, digest), as a record's input
+    list holds them, without the count."""
+    return b"".join(bytes([kind]) + _str(path) + digest
+                    for kind, path, digest in inputs)
+
+
 def encode_record(key, test, project, root, outcome, duration_us, ttl_ms,
-                  message, inputs):
-    """inputs: list of (kind, path bytes, digest)."""
-    if len(inputs) > MAX_INPUTS:
+                  message, inputs=None, inputs_blob=None, ninputs=0):
+    """inputs: list of (kind, path bytes, digest); or inputs_blob, the
+    encode_inputs of ninputs inputs, for a caller that reuses its parts."""
+    if inputs is not None:
+        inputs_blob, ninputs = encode_inputs(inputs), len(inputs)
+    if ninputs > MAX_INPUTS:
         raise ValueError("more than %d inputs" % MAX_INPUTS)
-    parts = [key, _str(project), _str(test), _str(root), bytes([outcome]),
-             struct.pack(">QQ", duration_us, ttl_ms),
-             _str(_limited(message, MAX_MESSAGE)), u32(len(inputs))]
-    for kind, path, digest in inputs:
-        parts.append(bytes([kind]) + _str(path) + digest)
-    return b"".join(parts)
+    return b"".join([key, _str(project), _str(test), _str(root),
+                     bytes([outcome]), struct.pack(">QQ", duration_us, ttl_ms),
+                     _str(_limited(message, MAX_MESSAGE)), u32(ninputs),
+                     inputs_blob])
