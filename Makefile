@@ -133,6 +133,13 @@ clang:
 	  $(MAKE) --no-print-directory BUILD=build/clang CC=clang all $(TEST_BIN:$(BUILD)/%=build/clang/%); \
 	else echo "clang: not installed, skipped"; fi
 
+# Benchmarks (not in make check).  The pytest plugin on networkx's own
+# suite, as Debian ships it: plain, cold, warm, after edits, side by side.
+BENCH_DEBS = python3-networkx
+bench: all
+	@sh scripts/deps.sh $(BENCH_DEBS)
+	$(PYTHON) bench/pytest_suite.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(BUILD)
 
