@@ -29,7 +29,7 @@
 #include "schema.h"
 
 /* The schema version schema.sql sets with PRAGMA user_version. */
-#define STORE_VERSION 1
+#define STORE_VERSION 2
 
 /* A file under this size is checked with PRAGMA quick_check at open; a
  * bigger one only by its first reads, to keep the daemon's start fast. */
@@ -45,6 +45,58 @@
 /* Bytes of the error message kept for store_error(). */
 #define STORE_MSG_LEN 512
 
+/* Sets with a record's hash compared row by row before a new one is made:
+ * a genuine 64-bit collision is all but impossible, so this only bounds
+ * the work a crafted one could cause (it then costs sharing, never
+ * correctness). */
+#define STORE_SET_CANDIDATES 4
+
+/* FNV-1a, 64 bits: a set's hash is an index key, not a defence. */
+#define STORE_FNV_BASIS 0xcbf29ce484222325ull
+#define STORE_FNV_PRIME 0x100000001b3ull
+
+/*
+ * v1 -> v2: the declared inputs move out of inputs into sets.  Each
+ * entry's become a set of its own, numbered like the entry, with the hash
+ * -id: a record's hash meets it only by chance (and is then compared row
+ * by row), so old entries share nothing and new records share from then
+ * on.
+ */
+static const char store_v1_to_v2[] =
+	"CREATE TABLE inputsets (id INTEGER PRIMARY KEY, "
+	"    hash INTEGER NOT NULL);"
+	"CREATE INDEX inputsets_hash ON inputsets(hash);"
+	"CREATE TABLE setinputs ("
+	"    setid INTEGER NOT NULL REFERENCES inputsets(id) "
+	"        ON DELETE CASCADE,"
+	"    kind INTEGER NOT NULL, path TEXT NOT NULL, abspath TEXT,"
+	"    digest BLOB NOT NULL, PRIMARY KEY (setid, kind, path)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX setinputs_abspath ON setinputs(abspath, setid) "
+	"    WHERE abspath IS NOT NULL;"
+	"ALTER TABLE entries ADD COLUMN inputset INTEGER "
+	"    REFERENCES inputsets(id);"
+	"CREATE INDEX entries_inputset ON entries(inputset);"
+	"INSERT INTO inputsets(id, hash) SELECT DISTINCT entry, -entry "
+	"    FROM inputs WHERE kind <> 1;"
+	"INSERT INTO setinputs(setid, kind, path, abspath, digest) "
+	"    SELECT entry, kind, path, abspath, digest FROM inputs "
+	"    WHERE kind <> 1;"
+	"UPDATE entries SET inputset = id "
+	"    WHERE id IN (SELECT id FROM inputsets);"
+	"DELETE FROM inputs WHERE kind <> 1;"
+	"CREATE TRIGGER entries_release_deleted AFTER DELETE ON entries "
+	"WHEN OLD.inputset IS NOT NULL BEGIN "
+	"    DELETE FROM inputsets WHERE id = OLD.inputset AND NOT EXISTS "
+	"        (SELECT 1 FROM entries WHERE inputset = OLD.inputset); "
+	"END;"
+	"CREATE TRIGGER entries_release_updated AFTER UPDATE OF inputset "
+	"ON entries WHEN OLD.inputset IS NOT NULL AND "
+	"    OLD.inputset IS NOT NEW.inputset BEGIN "
+	"    DELETE FROM inputsets WHERE id = OLD.inputset AND NOT EXISTS "
+	"        (SELECT 1 FROM entries WHERE inputset = OLD.inputset); "
+	"END;";
+
 /*
  * store_migrations[v] upgrades a database of version v to v + 1, inside
  * the transaction that also sets the new user_version.  Version 0 is a new
@@ -52,6 +104,7 @@
  */
 static const char *const store_migrations[STORE_VERSION] = {
 	NULL,
+	store_v1_to_v2,
 };
 
 /* The counters of STATS that persist, in the order STATS lists them.  The
@@ -92,7 +145,8 @@ static const enum store_counter store_stats_order[C__COUNT] = {
 
 /* Entries with an input at ?A or below it: ?A exactly, or ?B <= abspath <
  * ?C with ?B = A "/" and ?C = A "0" ('0' follows '/'), so the sibling
- * A "x" falls outside.  Both are ranges of inputs_abspath. */
+ * A "x" falls outside.  Both are ranges of inputs_abspath (an entry's own
+ * inputs) or of setinputs_abspath (its set's). */
 #define STORE_UNDER(a, b, c) \
 	"abspath = " a " OR (abspath >= " b " AND abspath < " c ")"
 
@@ -115,10 +169,15 @@ enum store_stmt {
 	S_UPDATE,
 	S_DEL_INPUTS,
 	S_ADD_INPUT,
+	S_SET_FIND,
+	S_SET_ROWS,
+	S_SET_NEW,
+	S_SET_ADD,
 	S_COUNT_PATH,
 	S_COUNT_TEST,
 	S_COUNT_KEY,
 	S_DEL_PATH,
+	S_DEL_PATH_SET,
 	S_DEL_TEST,
 	S_DEL_KEY,
 	S_DEL_ALL,
@@ -149,27 +208,44 @@ static const char *const store_sql[S__COUNT] = {
 	    "WHERE id = ?1",
 	[S_INPUTS_KIND] = "SELECT kind, path, digest FROM inputs "
 	    "WHERE entry = ?1 AND kind = ?2 ORDER BY path",
-	[S_INPUTS_ALL] = "SELECT kind, path, digest FROM inputs "
+	[S_INPUTS_ALL] = "SELECT kind, path, digest FROM setinputs "
+	    "WHERE setid = (SELECT inputset FROM entries WHERE id = ?1) "
+	    "UNION ALL SELECT kind, path, digest FROM inputs "
 	    "WHERE entry = ?1 ORDER BY kind, path",
 	[S_FIND] = "SELECT id, outcome, flaky, expires FROM entries "
 	    "WHERE key = ?1",
 	[S_INSERT] = "INSERT INTO entries(key, project, test, root, outcome, "
-	    "flaky, duration_us, message, created, expires, hits, last_used) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?9)",
+	    "flaky, duration_us, message, created, expires, hits, last_used, "
+	    "inputset) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?9, ?12)",
 	[S_UPDATE] = "UPDATE entries SET project = ?2, test = ?3, root = ?4, "
 	    "outcome = ?5, flaky = ?6, duration_us = ?7, message = ?8, "
-	    "created = ?9, expires = ?10, last_used = ?9, "
+	    "created = ?9, expires = ?10, last_used = ?9, inputset = ?12, "
 	    "hits = CASE WHEN ?11 THEN 0 ELSE hits END WHERE id = ?1",
 	[S_DEL_INPUTS] = "DELETE FROM inputs WHERE entry = ?1",
 	[S_ADD_INPUT] = "INSERT OR REPLACE INTO inputs(entry, kind, path, "
 	    "abspath, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[S_COUNT_PATH] = "SELECT count(DISTINCT entry) FROM inputs WHERE "
-	    STORE_UNDER("?1", "?2", "?3"),
+	[S_SET_FIND] = "SELECT id FROM inputsets WHERE hash = ?1 LIMIT ?2",
+	[S_SET_ROWS] = "SELECT kind, path, abspath, digest FROM setinputs "
+	    "WHERE setid = ?1 ORDER BY kind, path",
+	[S_SET_NEW] = "INSERT INTO inputsets(hash) VALUES (?1)",
+	[S_SET_ADD] = "INSERT INTO setinputs(setid, kind, path, abspath, "
+	    "digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_COUNT_PATH] = "SELECT count(*) FROM (SELECT entry FROM inputs "
+	    "WHERE " STORE_UNDER("?1", "?2", "?3") " UNION SELECT id FROM "
+	    "entries WHERE inputset IN (SELECT setid FROM setinputs WHERE "
+	    STORE_UNDER("?1", "?2", "?3") "))",
 	[S_COUNT_TEST] = "SELECT count(*) FROM entries WHERE test GLOB ?1",
 	[S_COUNT_KEY] = "SELECT count(*) FROM entries WHERE key = ?1",
 	[S_DEL_PATH] = "DELETE FROM entries WHERE id IN (SELECT DISTINCT "
 	    "entry FROM inputs WHERE " STORE_UNDER("?1", "?2", "?3")
 	    " LIMIT ?4)",
+	/* Set first: an entry comes once per row of its set in the range,
+	 * and DISTINCT stops the walk as soon as it has ?4 entries. */
+	[S_DEL_PATH_SET] = "DELETE FROM entries WHERE id IN (SELECT DISTINCT "
+	    "e.id FROM setinputs CROSS JOIN entries AS e "
+	    "ON e.inputset = setinputs.setid WHERE "
+	    STORE_UNDER("?1", "?2", "?3") " LIMIT ?4)",
 	[S_DEL_TEST] = "DELETE FROM entries WHERE id IN (SELECT id FROM "
 	    "entries WHERE test GLOB ?1 LIMIT ?2)",
 	[S_DEL_KEY] = "DELETE FROM entries WHERE key = ?1",
@@ -182,7 +258,8 @@ static const char *const store_sql[S__COUNT] = {
 	[S_LIST] = "SELECT " STORE_ENTRY_COLS " FROM entries WHERE id > ?1 "
 	    "AND (?2 IS NULL OR test GLOB ?2) AND (?3 IS NULL OR id IN "
 	    "(SELECT entry FROM inputs WHERE " STORE_UNDER("?3", "?4", "?5")
-	    ")) ORDER BY id LIMIT ?6",
+	    ") OR inputset IN (SELECT setid FROM setinputs WHERE "
+	    STORE_UNDER("?3", "?4", "?5") ")) ORDER BY id LIMIT ?6",
 	[S_EXPLAIN] = "SELECT " STORE_ENTRY_COLS " FROM entries "
 	    "WHERE test = ?2 AND project = ?1 "
 	    "ORDER BY created DESC, id DESC LIMIT 1",
@@ -222,6 +299,9 @@ struct store {
 
 	struct store_range range;
 	char abspath[2 * TC_MAX_PATH + 2];
+	/* A record's declared inputs, sorted (store_declared). */
+	const tc_input **sorted;
+	size_t sorted_cap;
 	char msg[STORE_MSG_LEN];
 };
 
@@ -759,6 +839,7 @@ void store_close(struct store *s)
 	    (store_begin(s) != STORE_OK || store_commit(s) != STORE_OK))
 		store_rollback(s);
 	store_detach(s);
+	free(s->sorted);
 	free(s->path);
 	free(s);
 }
@@ -1130,6 +1211,8 @@ static int store_bind_input(struct store *s, sqlite3_stmt *st, int64_t id,
 	return STORE_OK;
 }
 
+/* Adds the entry's own inputs: those it discovered (its set holds the
+ * others).  Duplicates: the last one wins. */
 static int store_add_inputs(struct store *s, int64_t id, const tc_record *rec)
 {
 	sqlite3_stmt *st = s->st[S_ADD_INPUT];
@@ -1137,6 +1220,8 @@ static int store_add_inputs(struct store *s, int64_t id, const tc_record *rec)
 	int rc;
 
 	for (uint32_t i = 0; i < rec->ninputs; i++) {
+		if (rec->inputs[i].kind != TC_INPUT_FOUND)
+			continue;
 		if ((rc = store_bind_input(s, st, id, root,
 		    &rec->inputs[i])) != STORE_OK) {
 			store_done(st);
@@ -1146,6 +1231,252 @@ static int store_add_inputs(struct store *s, int64_t id, const tc_record *rec)
 			return rc;
 	}
 	return STORE_OK;
+}
+
+/* --- sets of declared inputs --- */
+
+/* By kind, then path as SQLite's BINARY collation orders them (strcmp
+ * compares unsigned bytes too), then by place in the record. */
+static int store_input_cmp(const void *a, const void *b)
+{
+	const tc_input *x = *(const tc_input *const *)a;
+	const tc_input *y = *(const tc_input *const *)b;
+	int c;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if ((c = strcmp(x->path, y->path)) != 0)
+		return c;
+	return x < y ? -1 : x > y;
+}
+
+static int store_sorted_grow(struct store *s, size_t n)
+{
+	const tc_input **p;
+
+	if (n <= s->sorted_cap)
+		return STORE_OK;
+	if ((p = realloc(s->sorted, n * sizeof *p)) == NULL) {
+		store_errf(s->msg, sizeof s->msg, "out of memory");
+		return STORE_ENOMEM;
+	}
+	s->sorted = p;
+	s->sorted_cap = n;
+	return STORE_OK;
+}
+
+/*
+ * Checks every input of rec, and puts its declared ones (all but the
+ * discovered) in s->sorted by store_input_cmp, keeping only the last of
+ * duplicates as the INSERT OR REPLACE of one row per input did: the
+ * client's order and repeats do not make another set.
+ */
+static int store_declared(struct store *s, const tc_record *rec, size_t *n)
+{
+	const char *root = rec->root != NULL ? rec->root : "";
+	const char *abs;
+	const tc_input *in;
+	size_t len = 0, kept = 0;
+	int rc;
+
+	*n = 0;
+	if ((rc = store_sorted_grow(s, rec->ninputs)) != STORE_OK)
+		return rc;
+	for (uint32_t i = 0; i < rec->ninputs; i++) {
+		in = &rec->inputs[i];
+		if (in->path == NULL) {
+			store_errf(s->msg, sizeof s->msg, "input without a path");
+			return STORE_EFAIL;
+		}
+		if ((abs = store_abspath(s, root, in)) != NULL &&
+		    abs[0] == '\0') {
+			store_errf(s->msg, sizeof s->msg, "input path too long");
+			return STORE_EFAIL;
+		}
+		if (in->kind != TC_INPUT_FOUND)
+			s->sorted[len++] = in;
+	}
+	if (len > 1)
+		qsort(s->sorted, len, sizeof *s->sorted, store_input_cmp);
+	for (size_t i = 0; i < len; i++) {
+		if (i + 1 < len && s->sorted[i]->kind ==
+		    s->sorted[i + 1]->kind && strcmp(s->sorted[i]->path,
+		    s->sorted[i + 1]->path) == 0)
+			continue;
+		s->sorted[kept++] = s->sorted[i];
+	}
+	*n = kept;
+	return STORE_OK;
+}
+
+static uint64_t store_fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	while (n-- > 0) {
+		h ^= *b++;
+		h *= STORE_FNV_PRIME;
+	}
+	return h;
+}
+
+/* The hash of a set: its rows as they would be stored, in order. */
+static int64_t store_set_hash(struct store *s, const char *root, size_t n)
+{
+	const tc_input *in;
+	const char *abs;
+	uint64_t h = STORE_FNV_BASIS;
+	unsigned char kind, has;
+
+	for (size_t i = 0; i < n; i++) {
+		in = s->sorted[i];
+		kind = in->kind;
+		abs = store_abspath(s, root, in);
+		has = abs != NULL;
+		h = store_fnv(h, &kind, 1);
+		h = store_fnv(h, in->path, strlen(in->path) + 1);
+		h = store_fnv(h, &has, 1);
+		if (abs != NULL)
+			h = store_fnv(h, abs, strlen(abs) + 1);
+		h = store_fnv(h, in->digest, TC_DIGEST_BYTES);
+	}
+	return (int64_t)h;
+}
+
+/* 1 when column col holds the len bytes at p (text, or a blob). */
+static int store_col_is(sqlite3_stmt *st, int col, const void *p, size_t len)
+{
+	const void *v = sqlite3_column_type(st, col) == SQLITE_BLOB ?
+	    sqlite3_column_blob(st, col) : sqlite3_column_text(st, col);
+
+	if ((size_t)sqlite3_column_bytes(st, col) != len)
+		return 0;
+	return len == 0 || (v != NULL && memcmp(v, p, len) == 0);
+}
+
+/* 1 when the row of S_SET_ROWS is in (with root). */
+static int store_row_is(struct store *s, sqlite3_stmt *st, const char *root,
+    const tc_input *in)
+{
+	const char *abs = store_abspath(s, root, in);
+
+	if (sqlite3_column_int64(st, 0) != in->kind ||
+	    sqlite3_column_type(st, 1) != SQLITE_TEXT ||
+	    !store_col_is(st, 1, in->path, strlen(in->path)) ||
+	    sqlite3_column_type(st, 3) != SQLITE_BLOB ||
+	    !store_col_is(st, 3, in->digest, TC_DIGEST_BYTES))
+		return 0;
+	if (abs == NULL)
+		return sqlite3_column_type(st, 2) == SQLITE_NULL;
+	return sqlite3_column_type(st, 2) == SQLITE_TEXT &&
+	    store_col_is(st, 2, abs, strlen(abs));
+}
+
+/* *equal: set id holds exactly the n inputs of s->sorted, which one
+ * range read of its primary key tells. */
+static int store_set_equal(struct store *s, int64_t id, const char *root,
+    size_t n, int *equal)
+{
+	sqlite3_stmt *st = s->st[S_SET_ROWS];
+	size_t i = 0;
+	int rc;
+
+	*equal = 0;
+	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (i == n || !store_row_is(s, st, root, s->sorted[i]))
+			break;
+		i++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	*equal = rc == SQLITE_DONE && i == n;
+	store_done(st);
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "reading a set");
+	store_done(st);
+	return rc;
+}
+
+/* The ids of at most STORE_SET_CANDIDATES sets with this hash. */
+static int store_set_find(struct store *s, int64_t hash, int64_t *ids,
+    size_t *n)
+{
+	sqlite3_stmt *st = s->st[S_SET_FIND];
+	int rc;
+
+	*n = 0;
+	if ((rc = sqlite3_bind_int64(st, 1, hash)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 2, STORE_SET_CANDIDATES)) != SQLITE_OK)
+		goto fail;
+	while (*n < STORE_SET_CANDIDATES &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[(*n)++] = sqlite3_column_int64(st, 0);
+	if (*n < STORE_SET_CANDIDATES && rc != SQLITE_DONE)
+		goto fail;
+	store_done(st);
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "finding a set");
+	store_done(st);
+	return rc;
+}
+
+/* A new set of the n inputs of s->sorted; *id is its id. */
+static int store_set_new(struct store *s, int64_t hash, const char *root,
+    size_t n, int64_t *id)
+{
+	sqlite3_stmt *st = s->st[S_SET_ADD];
+	int rc;
+
+	if ((rc = sqlite3_bind_int64(s->st[S_SET_NEW], 1, hash)) !=
+	    SQLITE_OK) {
+		rc = store_fail(s, rc, "binding a hash");
+		store_done(s->st[S_SET_NEW]);
+		return rc;
+	}
+	if ((rc = store_run(s, S_SET_NEW)) != STORE_OK)
+		return rc;
+	*id = sqlite3_last_insert_rowid(s->db);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = store_bind_input(s, st, *id, root, s->sorted[i])) !=
+		    STORE_OK) {
+			store_done(st);
+			return rc;
+		}
+		if ((rc = store_run(s, S_SET_ADD)) != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+/* The set of rec's declared inputs, an equal one reused or a new one;
+ * *id is 0 when it declares none. */
+static int store_set_get(struct store *s, const tc_record *rec, int64_t *id)
+{
+	const char *root = rec->root != NULL ? rec->root : "";
+	int64_t ids[STORE_SET_CANDIDATES], hash;
+	size_t n, ncand;
+	int rc, equal;
+
+	*id = 0;
+	if ((rc = store_declared(s, rec, &n)) != STORE_OK || n == 0)
+		return rc;
+	hash = store_set_hash(s, root, n);
+	if ((rc = store_set_find(s, hash, ids, &ncand)) != STORE_OK)
+		return rc;
+	for (size_t i = 0; i < ncand; i++) {
+		if ((rc = store_set_equal(s, ids[i], root, n, &equal)) !=
+		    STORE_OK)
+			return rc;
+		if (equal) {
+			*id = ids[i];
+			return STORE_OK;
+		}
+	}
+	return store_set_new(s, hash, root, n, id);
 }
 
 /* A message is a summary: cut at TC_MAX_MESSAGE bytes, not inside a UTF-8
@@ -1162,9 +1493,9 @@ static int store_message_len(const char *m)
 	return (int)n;
 }
 
-/* Binds ?2..?10, shared by S_INSERT and S_UPDATE. */
+/* Binds ?2..?10 and ?12, shared by S_INSERT and S_UPDATE. */
 static int store_bind_record(struct store *s, sqlite3_stmt *st,
-    const tc_record *rec, int flaky, uint64_t now_ms)
+    const tc_record *rec, int flaky, uint64_t now_ms, int64_t setid)
 {
 	const char *msg = rec->message != NULL ? rec->message : "";
 	uint64_t ttl = rec->ttl_ms != 0 ? rec->ttl_ms : s->ttl_ms;
@@ -1185,7 +1516,9 @@ static int store_bind_record(struct store *s, sqlite3_stmt *st,
 	    (rc = sqlite3_bind_text(st, 8, msg, store_message_len(msg),
 	    SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(st, 9, (int64_t)now)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 10, (int64_t)expires)) != SQLITE_OK)
+	    (rc = sqlite3_bind_int64(st, 10, (int64_t)expires)) != SQLITE_OK ||
+	    (rc = setid != 0 ? sqlite3_bind_int64(st, 12, setid) :
+	    sqlite3_bind_null(st, 12)) != SQLITE_OK)
 		return store_fail(s, rc, "binding a record");
 	return STORE_OK;
 }
@@ -1226,15 +1559,17 @@ fail:
 	return rc;
 }
 
-/* Inserts or replaces the entry row; *id is its id. */
+/* Inserts or replaces the entry row, which refers to set setid (0: none);
+ * *id is its id.  A replaced set is released by a trigger. */
 static int store_put_entry(struct store *s, const tc_record *rec,
-    uint64_t now_ms, int64_t *id, int live, int flaky)
+    uint64_t now_ms, int64_t *id, int live, int flaky, int64_t setid)
 {
 	enum store_stmt sid = *id != 0 ? S_UPDATE : S_INSERT;
 	sqlite3_stmt *st = s->st[sid];
 	int rc;
 
-	if ((rc = store_bind_record(s, st, rec, flaky, now_ms)) != STORE_OK)
+	if ((rc = store_bind_record(s, st, rec, flaky, now_ms, setid)) !=
+	    STORE_OK)
 		goto out;
 	if (sid == S_UPDATE)
 		rc = sqlite3_bind_int64(st, 1, *id);
@@ -1263,7 +1598,7 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
     int *flaky)
 {
 	sqlite3_stmt *del = s->st[S_DEL_INPUTS];
-	int64_t id;
+	int64_t id, setid;
 	int rc, live, mark, conflict;
 
 	*flaky = 0;
@@ -1278,7 +1613,7 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		return STORE_EFAIL;
 	}
 	if ((rc = store_find(s, rec, now_ms, &id, &live, &mark, &conflict)) !=
-	    STORE_OK)
+	    STORE_OK || (rc = store_set_get(s, rec, &setid)) != STORE_OK)
 		return rc;
 	if (id != 0) {
 		if ((rc = sqlite3_bind_int64(del, 1, id)) != SQLITE_OK) {
@@ -1289,7 +1624,7 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		if ((rc = store_run(s, S_DEL_INPUTS)) != STORE_OK)
 			return rc;
 	}
-	if ((rc = store_put_entry(s, rec, now_ms, &id, live, mark)) !=
+	if ((rc = store_put_entry(s, rec, now_ms, &id, live, mark, setid)) !=
 	    STORE_OK || (rc = store_add_inputs(s, id, rec)) != STORE_OK)
 		return rc;
 	s->counters[C_RECORDS]++;
@@ -1408,6 +1743,27 @@ static int store_bind_limit(struct store *s, enum store_stmt id, int col,
 	return STORE_OK;
 }
 
+/* Invalidation by path, after the entries whose own inputs matched: those
+ * whose set has a row in the range store_bind_filter set, at most limit,
+ * added to *removed. */
+static int store_invalidate_sets(struct store *s, uint64_t limit,
+    uint64_t *removed)
+{
+	uint64_t more;
+	int rc;
+
+	if ((rc = store_bind_range(s, s->st[S_DEL_PATH_SET], 1)) != STORE_OK) {
+		store_done(s->st[S_DEL_PATH_SET]);
+		return rc;
+	}
+	if ((rc = store_bind_limit(s, S_DEL_PATH_SET, 4, limit)) != STORE_OK ||
+	    (rc = store_delete(s, S_DEL_PATH_SET, C_INVALIDATED, &more)) !=
+	    STORE_OK)
+		return rc;
+	*removed += more;
+	return STORE_OK;
+}
+
 int store_invalidate_step(struct store *s, const struct store_filter *f,
     unsigned limit, uint64_t *removed)
 {
@@ -1433,7 +1789,10 @@ int store_invalidate_step(struct store *s, const struct store_filter *f,
 	if (limit_col[f->mode] != 0 && (rc = store_bind_limit(s, id,
 	    limit_col[f->mode], limit)) != STORE_OK)
 		return rc;
-	return store_delete(s, id, C_INVALIDATED, removed);
+	if ((rc = store_delete(s, id, C_INVALIDATED, removed)) != STORE_OK ||
+	    f->mode != TC_INV_PATH || *removed >= limit)
+		return rc;
+	return store_invalidate_sets(s, limit - *removed, removed);
 }
 
 int store_sweep_step(struct store *s, uint64_t now_ms, unsigned limit,

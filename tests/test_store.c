@@ -108,11 +108,13 @@ static void fx_reopen(struct fx *f)
 	fx_open(f);
 }
 
-/* Records one entry in its own transaction; returns the flaky flag. */
-static int put(struct store *s, unsigned k, const char *test, int outcome,
-    uint64_t now, const tc_input *in, uint32_t nin)
+/* Records one entry under root in its own transaction; returns the flaky
+ * flag. */
+static int put_root(struct store *s, unsigned k, const char *test,
+    const char *root, int outcome, uint64_t now, const tc_input *in,
+    uint32_t nin)
 {
-	tc_record r = { .project = "proj", .test = test, .root = "/p",
+	tc_record r = { .project = "proj", .test = test, .root = root,
 	    .outcome = (uint8_t)outcome, .duration_us = 100 + k,
 	    .message = "msg", .ninputs = nin, .inputs = in };
 	int flaky = -1;
@@ -123,6 +125,12 @@ static int put(struct store *s, unsigned k, const char *test, int outcome,
 	assert_int_equal(store_commit(s), STORE_OK);
 	assert_int_equal(store_in_txn(s), 0);
 	return flaky;
+}
+
+static int put(struct store *s, unsigned k, const char *test, int outcome,
+    uint64_t now, const tc_input *in, uint32_t nin)
+{
+	return put_root(s, k, test, "/p", outcome, now, in, nin);
 }
 
 static void put_path(struct store *s, unsigned k, const char *path,
@@ -240,6 +248,67 @@ static void damaged_name(const char *dir, char *out, size_t len)
 			snprintf(out, len, "%s/%s", dir, de->d_name);
 	}
 	closedir(d);
+}
+
+/* One integer from the database, read beside the store on a connection
+ * of its own. */
+static int64_t db_int(const struct fx *f, const char *sql)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return v;
+}
+
+static void db_exec(const struct fx *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int64_t nsets(const struct fx *f)
+{
+	return db_int(f, "SELECT count(*) FROM inputsets");
+}
+
+static int64_t nsetrows(const struct fx *f)
+{
+	return db_int(f, "SELECT count(*) FROM setinputs");
+}
+
+/* The set of the entry of test (0: none). */
+static int64_t set_of(const struct fx *f, const char *test)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT coalesce(max(inputset), 0) FROM "
+	    "entries WHERE test = '%s'", test);
+	return db_int(f, sql);
+}
+
+/* Every set is used by an entry, every set row has its set. */
+static void assert_no_orphans(const struct fx *f)
+{
+	assert_int_equal(db_int(f, "SELECT count(*) FROM inputsets WHERE id "
+	    "NOT IN (SELECT inputset FROM entries WHERE inputset IS NOT "
+	    "NULL)"), 0);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM setinputs WHERE "
+	    "setid NOT IN (SELECT id FROM inputsets)"), 0);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM entries WHERE "
+	    "inputset IS NOT NULL AND inputset NOT IN (SELECT id FROM "
+	    "inputsets)"), 0);
 }
 
 /* --- lookup and record --- */
@@ -592,6 +661,263 @@ static void test_invalidate_steps(void **state)
 	assert_int_equal(stat_of(f->s, "invalidated"), 17);
 }
 
+/* Entries matched through their set, their own inputs, or both: each
+ * counted and removed once, a step still removes limit entries. */
+static void test_invalidate_sets_steps(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter fp = { .mode = TC_INV_PATH, .arg = "/p/dir" };
+	tc_input decl[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "dir/a" },
+		{ .kind = TC_INPUT_FILE, .path = "dir/b" },
+	};
+	tc_input both[3] = {
+		{ .kind = TC_INPUT_FILE, .path = "dir/a" },
+		{ .kind = TC_INPUT_FILE, .path = "dir/b" },
+		{ .kind = TC_INPUT_FOUND, .path = "dir/c" },
+	};
+	tc_input own = { .kind = TC_INPUT_FOUND, .path = "dir/c" };
+	tc_input other = { .kind = TC_INPUT_FILE, .path = "dirx/a" };
+	unsigned steps;
+	tc_entry *e;
+	size_t n;
+	uint64_t next;
+
+	for (unsigned k = 1; k <= 10; k++)
+		put(f->s, k, "t", TC_PASS, T0, decl, 2);
+	put(f->s, 11, "t", TC_PASS, T0, &own, 1);
+	put(f->s, 12, "t", TC_PASS, T0, &own, 1);
+	put(f->s, 13, "t", TC_PASS, T0, both, 3);
+	put(f->s, 14, "t", TC_PASS, T0, &other, 1);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/dir"), 13);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/dir/b"), 11);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/dirx"), 1);
+	assert_int_equal(store_list(f->s, NULL, "/p/dir", 0, 100, &e, &n,
+	    &next), STORE_OK);
+	assert_int_equal(n, 13);
+	proto_entries_free(e, n);
+	assert_int_equal(inv_run(f->s, &fp, 3, &steps), 13);
+	assert_int_equal(steps, 5);
+	assert_int_equal(store_entries(f->s), 1);
+	assert_int_equal(live(f->s, 14, T0), 1);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(nsetrows(f), 1);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM inputs"), 0);
+	assert_no_orphans(f);
+	assert_int_equal(stat_of(f->s, "invalidated"), 13);
+}
+
+/* --- sets of declared inputs --- */
+
+static void digests(tc_input *in, size_t n, unsigned first)
+{
+	for (size_t i = 0; i < n; i++)
+		memset(in[i].digest, (int)(first + i), TC_DIGEST_BYTES);
+}
+
+static void test_sets_shared(void **state)
+{
+	struct fx *f = *state;
+	tc_input a[4] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+		{ .kind = TC_INPUT_FOUND, .path = "data/x" },
+		{ .kind = TC_INPUT_FILE, .path = "src/b.c" },
+	};
+	/* a's declared inputs in another order, after a stale duplicate:
+	 * the last of duplicates wins, as it always did. */
+	tc_input b[5] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/b.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "data/y" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_FILE, .path = "src/b.c" },
+	};
+	tc_input c[4];
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+	tc_entry e;
+	tc_input *got;
+	size_t n;
+	int found;
+
+	digests(a, 4, 1);
+	memset(b[0].digest, 0x77, TC_DIGEST_BYTES);
+	memset(b[1].digest, 0x55, TC_DIGEST_BYTES);
+	memcpy(b[2].digest, a[1].digest, TC_DIGEST_BYTES);
+	memcpy(b[3].digest, a[0].digest, TC_DIGEST_BYTES);
+	memcpy(b[4].digest, a[3].digest, TC_DIGEST_BYTES);
+	put(f->s, 1, "t1", TC_PASS, T0, a, 4);
+	put(f->s, 2, "t2", TC_PASS, T0, b, 5);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(nsetrows(f), 3);
+	assert_int_equal(set_of(f, "t1"), set_of(f, "t2"));
+	/* The discovered inputs stay each entry's own. */
+	assert_int_equal(db_int(f, "SELECT count(*) FROM inputs"), 2);
+	key_of(key, 2);
+	assert_int_equal(store_lookup(f->s, key, T0, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.ninputs, 1);
+	assert_string_equal(r.inputs[0].path, "data/y");
+	proto_result_clear(&r);
+	assert_int_equal(store_explain(f->s, "proj", "t2", &found, &e, &got,
+	    &n), STORE_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(n, 4);
+	assert_string_equal(got[0].path, "src/a.c");
+	assert_string_equal(got[1].path, "src/b.c");
+	assert_memory_equal(got[1].digest, a[3].digest, TC_DIGEST_BYTES);
+	assert_string_equal(got[2].path, "data/y");
+	assert_int_equal(got[2].kind, TC_INPUT_FOUND);
+	assert_string_equal(got[3].path, "HOME");
+	assert_int_equal(got[3].kind, TC_INPUT_ENV);
+	proto_entry_clear(&e);
+	proto_inputs_free(got, n);
+
+	/* One digest apart: a set of its own. */
+	memcpy(c, a, sizeof c);
+	memset(c[1].digest, 0x99, TC_DIGEST_BYTES);
+	put(f->s, 3, "t3", TC_PASS, T0, c, 4);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(nsetrows(f), 6);
+	assert_true(set_of(f, "t3") != set_of(f, "t1"));
+	/* Another root: the same relative paths are other files. */
+	put_root(f->s, 4, "t4", "/q", TC_PASS, T0, a, 4);
+	assert_int_equal(nsets(f), 3);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/q/src/a.c"), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a.c"), 3);
+	assert_no_orphans(f);
+}
+
+/* A set goes with the last entry that uses it, whichever way the entries
+ * go; the hit, flaky and expiry rules do not see sets. */
+static void test_sets_released(void **state)
+{
+	struct fx *f = *state;
+	struct store_filter fk = { .mode = TC_INV_KEY };
+	struct store_filter fa = { .mode = TC_INV_ALL };
+	tc_input a[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+	};
+	tc_input c = { .kind = TC_INPUT_FILE, .path = "src/c.c" };
+	uint64_t removed;
+	unsigned steps;
+
+	digests(a, 2, 1);
+	put(f->s, 1, "t1", TC_PASS, T0, a, 2);
+	put(f->s, 2, "t2", TC_PASS, T0 + 5, a, 2);
+	put(f->s, 3, "t3", TC_PASS, T0, a, 2);
+	put(f->s, 4, "t4", TC_PASS, T0, &c, 1);
+	assert_int_equal(nsets(f), 2);
+
+	key_of(fk.key, 1);
+	assert_int_equal(inv_run(f->s, &fk, 10, &steps), 1);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(nsetrows(f), 3);
+	assert_int_equal(live(f->s, 2, T0), 1);
+	assert_int_equal(stat_of(f->s, "hits"), 1);
+	/* Another outcome on the same inputs: flaky, same set. */
+	assert_int_equal(put(f->s, 2, "t2", TC_FAIL, T0 + 5, a, 2), 1);
+	assert_int_equal(set_of(f, "t2"), set_of(f, "t3"));
+	assert_int_equal(live(f->s, 2, T0 + 6), 1);
+	assert_int_equal(stat_of(f->s, "hits"), 1);
+	assert_int_equal(stat_of(f->s, "flaky_marked"), 1);
+
+	/* 3 and 4 expire; 2, recorded later, keeps the set. */
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_sweep_step(f->s, T0 + TTL, 10, &removed),
+	    STORE_OK);
+	assert_int_equal(removed, 2);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(nsetrows(f), 2);
+	assert_int_equal(live(f->s, 2, T0 + TTL), 1);
+	assert_no_orphans(f);
+
+	assert_int_equal(inv_run(f->s, &fa, 10, &steps), 1);
+	assert_int_equal(nsets(f), 0);
+	assert_int_equal(nsetrows(f), 0);
+	assert_no_orphans(f);
+}
+
+/* Recording a key again with other inputs lets go of its old set. */
+static void test_sets_replaced(void **state)
+{
+	struct fx *f = *state;
+	tc_input a[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_FILE, .path = "src/b.c" },
+	};
+	tc_input c = { .kind = TC_INPUT_FILE, .path = "src/c.c" };
+	int64_t first;
+
+	digests(a, 2, 1);
+	put(f->s, 1, "t1", TC_PASS, T0, a, 2);
+	first = set_of(f, "t1");
+	put(f->s, 1, "t1", TC_PASS, T0, a, 2);
+	assert_int_equal(set_of(f, "t1"), first);
+	put(f->s, 1, "t1", TC_PASS, T0, &c, 1);
+	assert_true(set_of(f, "t1") != first);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(nsetrows(f), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a.c"), 0);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/c.c"), 1);
+	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
+	assert_int_equal(set_of(f, "t1"), 0);
+	assert_int_equal(nsets(f), 0);
+	assert_int_equal(nsetrows(f), 0);
+
+	/* A set still used by another entry stays. */
+	put(f->s, 1, "t1", TC_PASS, T0, a, 2);
+	put(f->s, 2, "t2", TC_PASS, T0, a, 2);
+	put(f->s, 1, "t1", TC_PASS, T0, &c, 1);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(nsetrows(f), 3);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a.c"), 1);
+	assert_no_orphans(f);
+}
+
+/* A set is reused only when its rows are the record's, whatever its hash
+ * says: here the stored rows change under an unchanged hash. */
+static void test_sets_exact(void **state)
+{
+	struct fx *f = *state;
+	tc_input a[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+	};
+	tc_entry e;
+	tc_input *got;
+	size_t n;
+	int found;
+
+	digests(a, 2, 1);
+	put(f->s, 1, "t1", TC_PASS, T0, a, 2);
+	db_exec(f, "UPDATE setinputs SET digest = zeroblob(32) "
+	    "WHERE path = 'HOME'");
+	put(f->s, 2, "t2", TC_PASS, T0, a, 2);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(db_int(f, "SELECT count(DISTINCT hash) FROM "
+	    "inputsets"), 1);
+	assert_int_equal(store_explain(f->s, "proj", "t2", &found, &e, &got,
+	    &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(got[1].digest, a[1].digest, TC_DIGEST_BYTES);
+	proto_entry_clear(&e);
+	proto_inputs_free(got, n);
+	/* One row more than the record is not equal either. */
+	db_exec(f, "INSERT INTO setinputs SELECT setid, 0, 'src/z.c', "
+	    "'/p/src/z.c', digest FROM setinputs WHERE path = 'HOME' AND "
+	    "setid = (SELECT max(id) FROM inputsets)");
+	put(f->s, 3, "t3", TC_PASS, T0, a, 2);
+	assert_int_equal(nsets(f), 3);
+	put(f->s, 4, "t4", TC_PASS, T0, a, 2);
+	assert_int_equal(nsets(f), 3);
+	assert_int_equal(set_of(f, "t4"), set_of(f, "t3"));
+}
+
 /* --- sweep and eviction --- */
 
 static void test_sweep(void **state)
@@ -625,10 +951,15 @@ static void test_sweep(void **state)
 static void test_evict(void **state)
 {
 	struct fx *f = *state;
+	tc_input x = { .kind = TC_INPUT_FILE, .path = "x" };
+	tc_input y = { .kind = TC_INPUT_FILE, .path = "y" };
 	uint64_t removed;
 
+	/* 2 and 3 use set x, 4 and 5 set y. */
 	for (unsigned k = 1; k <= 6; k++)
-		put(f->s, k, "t", TC_PASS, T0 + k, NULL, 0);
+		put(f->s, k, "t", TC_PASS, T0 + k, k == 2 || k == 3 ? &x : &y,
+		    k >= 2 && k <= 5);
+	assert_int_equal(nsets(f), 2);
 	/* Entry 1 is used again: the least recently used are 2, 3, 4. */
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(live(f->s, 1, T0 + 10), 1);
@@ -647,6 +978,9 @@ static void test_evict(void **state)
 	assert_int_equal(live(f->s, 5, T0 + 11), 1);
 	assert_int_equal(live(f->s, 6, T0 + 11), 1);
 	assert_int_equal(stat_of(f->s, "evicted"), 3);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/y"), 1);
+	assert_no_orphans(f);
 }
 
 /* --- list and explain --- */
@@ -999,6 +1333,180 @@ static void test_recover(void **state)
 	assert_int_equal(live(f->s, 2, T0), 1);
 }
 
+/* --- migrations --- */
+
+/* schema.sql as version 1 had it (comments dropped). */
+static const char schema_v1[] =
+	"CREATE TABLE entries ("
+	" id          INTEGER PRIMARY KEY,"
+	" key         BLOB    NOT NULL UNIQUE,"
+	" project     TEXT    NOT NULL,"
+	" test        TEXT    NOT NULL,"
+	" root        TEXT    NOT NULL,"
+	" outcome     INTEGER NOT NULL,"
+	" flaky       INTEGER NOT NULL DEFAULT 0,"
+	" duration_us INTEGER NOT NULL,"
+	" message     TEXT    NOT NULL DEFAULT '',"
+	" created     INTEGER NOT NULL,"
+	" expires     INTEGER NOT NULL,"
+	" hits        INTEGER NOT NULL DEFAULT 0,"
+	" last_used   INTEGER NOT NULL"
+	" );"
+	" CREATE INDEX entries_expires ON entries(expires);"
+	" CREATE INDEX entries_last_used ON entries(last_used);"
+	" CREATE INDEX entries_test ON entries(test, project, created);"
+	" CREATE INDEX entries_flaky ON entries(flaky) WHERE flaky = 1;"
+	" CREATE TABLE inputs ("
+	" entry   INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,"
+	" kind    INTEGER NOT NULL,"
+	" path    TEXT    NOT NULL,"
+	" abspath TEXT,"
+	" digest  BLOB    NOT NULL,"
+	" PRIMARY KEY (entry, kind, path)"
+	" ) WITHOUT ROWID;"
+	" CREATE INDEX inputs_abspath ON inputs(abspath, entry) "
+	"WHERE abspath IS NOT NULL;"
+	" CREATE TABLE counters ("
+	" name  TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL"
+	" ) WITHOUT ROWID;"
+	" PRAGMA user_version = 1;";
+
+/* Writes a version 1 entry k with the inputs (kind, path) of in, as
+ * tcached 1 did: every input a row of inputs, abspath /p/path. */
+static void v1_entry(sqlite3 *db, unsigned k, const char *test,
+    const tc_input *in, size_t nin)
+{
+	uint8_t key[TC_DIGEST_BYTES];
+	char abs[256];
+	sqlite3_stmt *st;
+
+	key_of(key, k);
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO entries(id, key, "
+	    "project, test, root, outcome, duration_us, created, expires, "
+	    "last_used) VALUES (?1, ?2, 'proj', ?3, '/p', 1, 7, ?4, ?5, ?4)",
+	    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_int(st, 1, (int)k), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_blob(st, 2, key, TC_DIGEST_BYTES,
+	    SQLITE_STATIC), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_text(st, 3, test, -1, SQLITE_STATIC),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_bind_int64(st, 4, T0), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_int64(st, 5, T0 + 100 * TTL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+	for (size_t i = 0; i < nin; i++) {
+		assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO inputs("
+		    "entry, kind, path, abspath, digest) VALUES (?1, ?2, ?3, "
+		    "?4, ?5)", -1, &st, NULL), SQLITE_OK);
+		snprintf(abs, sizeof abs, "/p/%s", in[i].path);
+		assert_int_equal(sqlite3_bind_int(st, 1, (int)k), SQLITE_OK);
+		assert_int_equal(sqlite3_bind_int(st, 2, in[i].kind), SQLITE_OK);
+		assert_int_equal(sqlite3_bind_text(st, 3, in[i].path, -1,
+		    SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(in[i].kind == TC_INPUT_ENV ?
+		    sqlite3_bind_null(st, 4) : sqlite3_bind_text(st, 4, abs,
+		    -1, SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(sqlite3_bind_blob(st, 5, in[i].digest,
+		    TC_DIGEST_BYTES, SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+	}
+}
+
+static void assert_found(struct store *s, unsigned k, const char *found)
+{
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+
+	key_of(key, k);
+	assert_int_equal(store_lookup(s, key, T0, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.ninputs, found != NULL);
+	if (found != NULL) {
+		assert_int_equal(r.inputs[0].kind, TC_INPUT_FOUND);
+		assert_string_equal(r.inputs[0].path, found);
+	}
+	proto_result_clear(&r);
+}
+
+/* A version 1 file opens as version 2 with every entry and input. */
+static void test_migrate_v1(void **state)
+{
+	struct fx *f = *state;
+	tc_input in1[3] = {
+		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "data/x" },
+		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+	};
+	tc_input in2[2] = {
+		{ .kind = TC_INPUT_FILE, .path = "lib/b.c" },
+		{ .kind = TC_INPUT_FOUND, .path = "lib/d.txt" },
+	};
+	tc_input *got;
+	tc_entry e;
+	sqlite3 *db;
+	size_t n;
+	int found;
+
+	digests(in1, 3, 1);
+	digests(in2, 2, 4);
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, schema_v1, NULL, NULL, NULL),
+	    SQLITE_OK);
+	v1_entry(db, 1, "t1", in1, 3);
+	v1_entry(db, 2, "t2", in2, 2);
+	v1_entry(db, 3, "t3", NULL, 0);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO counters VALUES "
+	    "('records', 3)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+	fx_open(f);
+	assert_int_equal(db_int(f, "PRAGMA user_version"), 2);
+	assert_int_equal(store_entries(f->s), 3);
+	assert_int_equal(stat_of(f->s, "records"), 3);
+	assert_int_equal(nsets(f), 2);
+	assert_int_equal(nsetrows(f), 3);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM inputs"), 2);
+	assert_no_orphans(f);
+	assert_found(f->s, 1, "data/x");
+	assert_found(f->s, 2, "lib/d.txt");
+	assert_found(f->s, 3, NULL);
+
+	assert_int_equal(store_explain(f->s, "proj", "t1", &found, &e, &got,
+	    &n), STORE_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].kind, in1[i].kind);
+		assert_string_equal(got[i].path, in1[i].path);
+		assert_memory_equal(got[i].digest, in1[i].digest,
+		    TC_DIGEST_BYTES);
+	}
+	proto_entry_clear(&e);
+	proto_inputs_free(got, n);
+
+	/* Declared and discovered inputs both still invalidate. */
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/src/a.c"), 1);
+	assert_int_equal(inv_path(f->s, "/p/src/a.c"), 1);
+	assert_int_equal(live(f->s, 1, T0), 0);
+	assert_int_equal(inv_path(f->s, "/p/lib/d.txt"), 1);
+	assert_int_equal(live(f->s, 2, T0), 0);
+	assert_int_equal(nsets(f), 0);
+	assert_int_equal(nsetrows(f), 0);
+	assert_int_equal(live(f->s, 3, T0), 1);
+
+	/* And records go on, into sets of their own. */
+	put(f->s, 4, "t4", TC_PASS, T0, in1, 3);
+	put(f->s, 5, "t5", TC_PASS, T0, in1, 3);
+	assert_int_equal(nsets(f), 1);
+	fx_reopen(f);
+	assert_found(f->s, 5, "data/x");
+}
+
 /* --- query plans --- */
 
 /* Every step of the plan of sql searches an index: no full scan of
@@ -1017,7 +1525,10 @@ static void assert_indexed(sqlite3 *db, const char *sql, const char *allow)
 		d = (const char *)sqlite3_column_text(st, 3);
 		assert_non_null(d);
 		if (strncmp(d, "SCAN entries", 12) == 0 ||
-		    strncmp(d, "SCAN inputs", 11) == 0) {
+		    strncmp(d, "SCAN e ", 7) == 0 ||
+		    strncmp(d, "SCAN inputs", 11) == 0 ||
+		    strncmp(d, "SCAN setinputs", 14) == 0 ||
+		    strncmp(d, "SCAN inputsets", 14) == 0) {
 			if (allow == NULL || strstr(d, allow) == NULL)
 				fail_msg("full scan in \"%s\": %s", sql, d);
 		}
@@ -1031,11 +1542,36 @@ static void test_query_plans(void **state)
 {
 	/* The statements of daemon/store.c that must stay index ranges. */
 	static const char *const sql[] = {
-		"SELECT count(DISTINCT entry) FROM inputs WHERE abspath = ?1 "
-		"OR (abspath >= ?2 AND abspath < ?3)",
+		"SELECT count(*) FROM (SELECT entry FROM inputs WHERE "
+		"abspath = ?1 OR (abspath >= ?2 AND abspath < ?3) UNION "
+		"SELECT id FROM entries WHERE inputset IN (SELECT setid FROM "
+		"setinputs WHERE abspath = ?1 OR (abspath >= ?2 AND "
+		"abspath < ?3)))",
 		"DELETE FROM entries WHERE id IN (SELECT DISTINCT entry FROM "
 		"inputs WHERE abspath = ?1 OR (abspath >= ?2 AND abspath < ?3) "
 		"LIMIT ?4)",
+		"DELETE FROM entries WHERE id IN (SELECT DISTINCT e.id FROM "
+		"setinputs CROSS JOIN entries AS e ON e.inputset = "
+		"setinputs.setid WHERE abspath = ?1 OR (abspath >= ?2 AND "
+		"abspath < ?3) LIMIT ?4)",
+		"SELECT id, key, project, test, root, outcome, flaky, "
+		"duration_us, created, expires, hits, last_used, message FROM "
+		"entries WHERE id > ?1 AND (?2 IS NULL OR test GLOB ?2) AND "
+		"(?3 IS NULL OR id IN (SELECT entry FROM inputs WHERE "
+		"abspath = ?3 OR (abspath >= ?4 AND abspath < ?5)) OR "
+		"inputset IN (SELECT setid FROM setinputs WHERE abspath = ?3 "
+		"OR (abspath >= ?4 AND abspath < ?5))) ORDER BY id LIMIT ?6",
+		"SELECT kind, path, digest FROM setinputs WHERE setid = "
+		"(SELECT inputset FROM entries WHERE id = ?1) UNION ALL "
+		"SELECT kind, path, digest FROM inputs WHERE entry = ?1 "
+		"ORDER BY kind, path",
+		"SELECT id FROM inputsets WHERE hash = ?1 LIMIT ?2",
+		"SELECT kind, path, abspath, digest FROM setinputs "
+		"WHERE setid = ?1 ORDER BY kind, path",
+		/* What the triggers run for every entry that goes. */
+		"DELETE FROM inputsets WHERE id = ?1 AND NOT EXISTS "
+		"(SELECT 1 FROM entries WHERE inputset = ?1)",
+		"DELETE FROM setinputs WHERE setid = ?1",
 		"DELETE FROM entries WHERE id IN (SELECT id FROM entries "
 		"WHERE expires <= ?1 ORDER BY expires LIMIT ?2)",
 		"SELECT id, key, project, test, root, outcome, flaky, "
@@ -1123,6 +1659,12 @@ int main(void)
 		T(test_invalidate_path_dir),
 		T(test_invalidate_test_key_all),
 		T(test_invalidate_steps),
+		T(test_invalidate_sets_steps),
+		T(test_sets_shared),
+		T(test_sets_released),
+		T(test_sets_replaced),
+		T(test_sets_exact),
+		T(test_migrate_v1),
 		T(test_sweep),
 		cmocka_unit_test_setup_teardown(test_evict, fx_setup_max3,
 		    fx_teardown),
