@@ -142,13 +142,16 @@ class Tracker:
         self.opened = None
         self.imported = None
         self.by_module = None
+        self.root_prefix = "/"
         self.sigs = {}          # path -> stat signature at its first open
 
-    def start(self, by_module=False):
-        """by_module: attribute each event to the modules whose top-level
-        code is running (collection), instead of to one test."""
+    def start(self, by_module=None):
+        """by_module: a project root; attribute each event to the project
+        module whose top-level code is running (collection), instead of to
+        one test."""
         self.opened, self.imported = set(), set()
         self.by_module = {} if by_module else None
+        self.root_prefix = os.path.join(by_module or "/", "")
         self.sigs = {}
 
     def stop(self):
@@ -187,17 +190,27 @@ class Tracker:
             else:
                 self.imported.add(value)
             return
+        # The innermost project module running its top level owns it: the
+        # modules further out import that one (statically, or as a noted
+        # import of their own), so their closures reach it anyway.  Project
+        # code outside any module's top level (a conftest hook) makes it an
+        # input of every test.  With no project code on the stack at all it
+        # is pytest's own work (importing test modules, reading sources and
+        # its config), whose files are inputs already.
         f = sys._getframe(depth)
-        owners = []
+        project_code = False
         while f is not None:
-            if f.f_code.co_name == "<module>":
-                owners.append(f.f_code.co_filename)
+            code = f.f_code
+            if code.co_filename.startswith(self.root_prefix):
+                if code.co_name == "<module>":
+                    self.by_module.setdefault(code.co_filename,
+                                              (set(), set()))[
+                        0 if what == "open" else 1].add(value)
+                    return
+                project_code = True
             f = f.f_back
-        if not owners:
+        if project_code:
             (self.opened if what == "open" else self.imported).add(value)
-        for owner in owners:
-            self.by_module.setdefault(owner, (set(), set()))[
-                0 if what == "open" else 1].add(value)
 
     def _hook(self, event, args):
         if self.opened is None:
@@ -285,7 +298,7 @@ class TcacheSession:
         """Notes what each module's top-level code opens or imports while
         the test modules are imported, so that a data file read or a module
         imported at import time is an input of every module importing it."""
-        self.tracker.start(by_module=True)
+        self.tracker.start(by_module=self.root)
         try:
             yield
         finally:
@@ -356,8 +369,7 @@ class TcacheSession:
             if entry is None:
                 static = self._static_inputs(item, graph, common)
                 entry = by_module[item.path] = (static, proto.source_digest(
-                    (tc_inputs.relpath(self.root, f), self._digest(f))
-                    for f in static))
+                    (self._name(f), self._digest(f)) for f in static))
             static, src = entry
             key = proto.derive_key(self.project, item.nodeid.encode(), src,
                                    envd)

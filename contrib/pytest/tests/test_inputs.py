@@ -221,3 +221,30 @@ def test_another_interpreter_is_another_environment(tc):
     assert run(other), "a pass from another interpreter was reused"
     assert not run(other)
     assert not run(sys.executable)
+
+
+def test_file_read_by_a_conftest_hook_at_collection(tc):
+    """A conftest hook (not a module's top level) reads a data file while
+    the tests are collected: that file is an input of every test."""
+    tc.write({"pytest.ini": "[pytest]\n",
+              "expected.txt": "1\n",
+              "conftest.py": """\
+                  def pytest_collection_modifyitems(items):
+                      with open("expected.txt") as f:
+                          value = f.read().strip()
+                      for item in items:
+                          item.expected = value
+                  """,
+              "test_h.py": """\
+                  from ranlog import ran
+
+                  def test_h(request):
+                      ran()
+                      assert request.node.expected == "1"
+                  """})
+    assert tc.run().ran == {"test_h.py::test_h"}
+    assert tc.run().ran == set()
+    (tc.root / "expected.txt").write_text("2\n")
+    r = tc.run()
+    assert r.ran == {"test_h.py::test_h"}, r
+    assert r.outcomes == {"failed": 1}, r
