@@ -337,6 +337,21 @@ class TcacheSession:
             self.stats_sig[path] = _stat_sig(path)
         return self.digests.digest(path)
 
+    def _project_plugins(self):
+        """Plugin modules of the project (-p NAME, pytest_plugins in a
+        conftest): pytest imports them itself, so no import graph or hook
+        sees them, yet they can change any test.  conftest.py files count
+        only for the tests below them, elsewhere."""
+        files = set()
+        for plugin in self.config.pluginmanager.get_plugins():
+            f = getattr(plugin, "__file__", None)
+            if not f or os.path.basename(f) == "conftest.py":
+                continue
+            f = os.path.realpath(f)
+            if tc_inputs.inside(self.root, f) and os.path.isfile(f):
+                files.add(f)
+        return files
+
     def _static_inputs(self, item, graph, common):
         path = os.path.realpath(str(item.path))
         files = set(common)
@@ -354,7 +369,7 @@ class TcacheSession:
         common = set()
         if self.config.inipath:
             common.add(os.path.realpath(str(self.config.inipath)))
-        for f in self.collect_global:
+        for f in self.collect_global | self._project_plugins():
             common |= graph.closure(f)
         envd = proto.env_digest(tc_inputs.environment(
             self.config, self.root, self.env_names))

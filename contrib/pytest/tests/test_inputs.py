@@ -248,3 +248,32 @@ def test_file_read_by_a_conftest_hook_at_collection(tc):
     r = tc.run()
     assert r.ran == {"test_h.py::test_h"}, r
     assert r.outcomes == {"failed": 1}, r
+
+
+def test_project_plugin_module_is_an_input(tc):
+    """A plugin module of the project, loaded by pytest_plugins in a
+    conftest (pytest imports it; no import statement names it), is an
+    input of every test."""
+    tc.write({"pytest.ini": "[pytest]\n",
+              "conftest.py": 'pytest_plugins = ["helpers.fixtures"]\n',
+              "helpers/__init__.py": "",
+              "helpers/fixtures.py": """\
+                  import pytest
+
+                  @pytest.fixture
+                  def answer():
+                      return 42
+                  """,
+              "test_p.py": """\
+                  from ranlog import ran
+
+                  def test_p(answer):
+                      ran()
+                      assert answer == 42
+                  """})
+    assert tc.run().ran == {"test_p.py::test_p"}
+    assert tc.run().ran == set()
+    tc.edit("helpers/fixtures.py", "return 42", "return 41")
+    r = tc.run()
+    assert r.ran == {"test_p.py::test_p"}, r
+    assert r.outcomes == {"failed": 1}, r
