@@ -1541,11 +1541,7 @@ static int store_find(struct store *s, const tc_record *rec, uint64_t now_ms,
 		*live = sqlite3_column_int64(st, 3) > store_i64(now_ms);
 		if (*live) {
 			*conflict = sqlite3_column_int(st, 1) != rec->outcome;
-			*flaky = *conflict || sqlite3_column_int(st, 2) != 0;
-			if (*conflict && sqlite3_column_int(st, 2) == 0) {
-				s->counters[C_FLAKY_MARKED]++;
-				s->dirty = 1;
-			}
+			*flaky = sqlite3_column_int(st, 2) != 0;
 		}
 		rc = SQLITE_DONE;
 	}
@@ -1557,6 +1553,42 @@ fail:
 	rc = store_fail(s, rc, "finding a key");
 	store_done(st);
 	return rc;
+}
+
+static int store_path_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const tc_input *)elem)->path);
+}
+
+/*
+ * *same: the discovered inputs of rec are those entry id holds, digests
+ * and all.  Two outcomes under one key make a test flaky only when they
+ * were seen with the same inputs; a discovered file that changed between
+ * them explains the difference (the key does not cover it).
+ */
+static int store_same_found(struct store *s, int64_t id, const tc_record *rec,
+    int *same)
+{
+	tc_input *in, *hit;
+	size_t n, mine = 0;
+	int rc;
+
+	*same = 0;
+	if ((rc = store_inputs(s, id, TC_INPUT_FOUND, &in, &n)) != STORE_OK)
+		return rc;
+	*same = 1;
+	for (uint32_t i = 0; i < rec->ninputs && *same; i++) {
+		if (rec->inputs[i].kind != TC_INPUT_FOUND)
+			continue;
+		mine++;
+		hit = bsearch(rec->inputs[i].path, in, n, sizeof *in,
+		    store_path_cmp);
+		*same = hit != NULL && memcmp(hit->digest,
+		    rec->inputs[i].digest, TC_DIGEST_BYTES) == 0;
+	}
+	*same = *same && mine == n;
+	proto_inputs_free(in, n);
+	return STORE_OK;
 }
 
 /* Inserts or replaces the entry row, which refers to set setid (0: none);
@@ -1599,7 +1631,7 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 {
 	sqlite3_stmt *del = s->st[S_DEL_INPUTS];
 	int64_t id, setid;
-	int rc, live, mark, conflict;
+	int rc, live, mark, conflict, same;
 
 	*flaky = 0;
 	if (!s->in_txn) {
@@ -1613,7 +1645,20 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		return STORE_EFAIL;
 	}
 	if ((rc = store_find(s, rec, now_ms, &id, &live, &mark, &conflict)) !=
-	    STORE_OK || (rc = store_set_get(s, rec, &setid)) != STORE_OK)
+	    STORE_OK)
+		return rc;
+	if (conflict) {
+		if ((rc = store_same_found(s, id, rec, &same)) != STORE_OK)
+			return rc;
+		if (!same)
+			conflict = mark = 0;	/* other inputs: a new state */
+		else if (!mark) {
+			s->counters[C_FLAKY_MARKED]++;
+			s->dirty = 1;
+		}
+		mark = mark || conflict;
+	}
+	if ((rc = store_set_get(s, rec, &setid)) != STORE_OK)
 		return rc;
 	if (id != 0) {
 		if ((rc = sqlite3_bind_int64(del, 1, id)) != SQLITE_OK) {

@@ -445,6 +445,30 @@ static void test_flaky(void **state)
 	assert_int_equal(stat_of(f->s, "records"), 5);
 }
 
+/* Outcomes that differ because a discovered file changed (the key does not
+ * cover it) are not flaky: the newer record simply replaces the entry. */
+static void test_flaky_needs_same_discovered_inputs(void **state)
+{
+	struct fx *f = *state;
+	tc_input a = { .kind = TC_INPUT_FOUND, .path = (char *)"data.txt" };
+	tc_input b = a;
+
+	memset(a.digest, 0xaa, sizeof a.digest);
+	memset(b.digest, 0xbb, sizeof b.digest);
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0, &a, 1), 0);
+	assert_int_equal(put(f->s, 1, "t1", TC_FAIL, T0 + 1, &b, 1), 0);
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0 + 2, &a, 1), 0);
+	assert_int_equal(stat_of(f->s, "flaky_entries"), 0);
+	assert_int_equal(stat_of(f->s, "flaky_marked"), 0);
+	/* The same discovered inputs and another outcome: flaky. */
+	assert_int_equal(put(f->s, 1, "t1", TC_FAIL, T0 + 3, &a, 1), 1);
+	assert_int_equal(stat_of(f->s, "flaky_entries"), 1);
+	assert_int_equal(stat_of(f->s, "flaky_marked"), 1);
+	/* A discovered input gone is another state too. */
+	assert_int_equal(put(f->s, 1, "t1", TC_PASS, T0 + 4, NULL, 0), 0);
+	assert_int_equal(stat_of(f->s, "flaky_entries"), 0);
+}
+
 static void test_message_truncated(void **state)
 {
 	struct fx *f = *state;
@@ -1650,6 +1674,7 @@ int main(void)
 		T(test_fail_is_not_a_hit),
 		T(test_expiry),
 		T(test_flaky),
+		T(test_flaky_needs_same_discovered_inputs),
 		T(test_message_truncated),
 		T(test_record_needs_txn),
 		T(test_savepoint_rollback),

@@ -82,6 +82,13 @@ def format_duration(seconds):
     return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
 
 
+# Audit events of a new process or program: what it reads, no hook of ours
+# sees, so a test that starts one depends on every file of the project.
+SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
+                          "os.exec", "os.spawn", "os.fork", "os.forkpty",
+                          "pty.spawn"))
+
+
 class Tracker:
     """An audit hook (one per process: hooks cannot be removed) that notes
     the files opened for reading and the modules imported while active."""
@@ -142,6 +149,7 @@ class Tracker:
         self.opened = None
         self.imported = None
         self.by_module = None
+        self.spawned = False    # the test started a process
         self.root_prefix = "/"
         self.sigs = {}          # path -> stat signature at its first open
 
@@ -150,6 +158,7 @@ class Tracker:
         module whose top-level code is running (collection), instead of to
         one test."""
         self.opened, self.imported = set(), set()
+        self.spawned = False
         self.by_module = {} if by_module else None
         self.root_prefix = os.path.join(by_module or "/", "")
         self.sigs = {}
@@ -225,6 +234,8 @@ class Tracker:
                     self._note("open", path)
             elif event == "import":
                 self._note("import", args[0])
+            elif event in SPAWN_EVENTS and self.by_module is None:
+                self.spawned = True
         except Exception:
             pass                # an audit hook must never break the test
 
@@ -508,9 +519,11 @@ class TcacheSession:
             if _stat_sig(path) != sig and \
                     tc_inputs.inside(self.root, os.path.realpath(path)):
                 return      # it changed after the test first opened it
+        seen = self._project_files(opened, imported)
+        if self.tracker.spawned:
+            seen |= self._all_project_files()
         found = [(proto.INPUT_FOUND, self._name(f), self.digests.fresh(f))
-                 for f in sorted(self._project_files(opened, imported) -
-                                 static)]
+                 for f in sorted(seen - static)]
         blob, n = self._static_blob(static)
         n += len(found)
         if n > proto.MAX_INPUTS:
@@ -524,6 +537,27 @@ class TcacheSession:
             static))
         if len(self.pending) >= FLUSH_EVERY:
             self._flush()
+
+    def _all_project_files(self):
+        """Every file below the root (version control, caches, virtual
+        environments and build output aside), listed once a session."""
+        files = getattr(self, "_every_file", None)
+        if files is None:
+            files = set()
+            # pytest's own temporary directories may lie below the root.
+            basetemp = self.config.option.basetemp
+            skip = {os.path.realpath(str(basetemp))} if basetemp else set()
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = [d for d in dirnames
+                               if d not in tc_inputs.SKIP_DIRS and
+                               os.path.join(dirpath, d) not in skip]
+                for fn in filenames:
+                    if not fn.endswith(".pyc"):
+                        f = os.path.join(dirpath, fn)
+                        if os.path.isfile(f):
+                            files.add(f)
+            self._every_file = files
+        return files
 
     def _name(self, path):
         name = self.names.get(path)

@@ -277,3 +277,45 @@ def test_project_plugin_module_is_an_input(tc):
     r = tc.run()
     assert r.ran == {"test_p.py::test_p"}, r
     assert r.outcomes == {"failed": 1}, r
+
+
+def test_a_test_that_starts_a_process_depends_on_every_project_file(tc):
+    """What a child process reads, no hook sees: a test that runs one has
+    every file of the project as an input; a test that does not, not.
+    (The project is a subdirectory: pytester writes its stdout and stderr
+    files into its own directory during each run.)"""
+    tc.write({"proj/pytest.ini": "[pytest]\n",
+              "proj/tool.py": 'print("1")\n',
+              "proj/other.txt": "x\n",
+              "proj/test_s.py": """\
+                  import os
+                  import subprocess
+                  import sys
+
+                  from ranlog import ran
+
+                  def test_spawn():
+                      ran()
+                      tool = os.path.join(os.path.dirname(__file__),
+                                          "tool.py")
+                      out = subprocess.run([sys.executable, tool],
+                                           stdout=subprocess.PIPE,
+                                           universal_newlines=True).stdout
+                      assert out.strip() == "1"
+
+                  def test_plain():
+                      ran()
+                  """})
+    args = ("--rootdir=proj", "proj")
+    both = {"test_s.py::test_spawn", "test_s.py::test_plain"}
+    assert tc.run(*args).ran == both
+    assert tc.run(*args).ran == set()
+    tc.edit("proj/tool.py", '"1"', '"2"')
+    r = tc.run(*args)
+    assert r.ran == {"test_s.py::test_spawn"}, r
+    assert r.outcomes == {"failed": 1, "passed": 1}, r
+    tc.edit("proj/tool.py", '"2"', '"1"')
+    tc.run(*args)
+    assert tc.run(*args).ran == set()
+    (tc.root / "proj" / "other.txt").write_text("y\n")
+    assert tc.run(*args).ran == {"test_s.py::test_spawn"}
