@@ -8,6 +8,7 @@ import ast
 import os
 import platform
 import sys
+import time
 
 from . import proto
 
@@ -17,12 +18,18 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv",
              "build", "dist", ".eggs", "site-packages"}
 
 
+# Seconds within which a file's modification time is too close to a read
+# of it for its stat signature to vouch for its content.
+RACY_S = 2.0
+
+
 class Digests:
     """File digests, computed once per session per path.  forget() drops a
     path so that the next digest() reads the file again."""
 
     def __init__(self):
         self._memo = {}
+        self._sigs = {}         # path -> (stat signature, digest)
 
     def digest(self, path):
         d = self._memo.get(path)
@@ -35,6 +42,25 @@ class Digests:
         """Reads the file again, whatever the memo says."""
         d = proto.file_digest(path)
         self._memo[path] = d
+        return d
+
+    def current(self, path):
+        """The file's digest now: the one read before when its stat
+        signature has not moved since, else read again.  A file modified
+        within the last RACY_S seconds is always read again: a write in
+        the same clock tick as our read would leave the signature as it
+        was (git's "racily clean" rule)."""
+        try:
+            st = os.stat(path)
+            sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        except OSError:
+            sig = None
+        memo = self._sigs.get(path)
+        if sig is not None and memo is not None and memo[0] == sig and \
+                time.time() - st.st_mtime > RACY_S:
+            return memo[1]
+        d = proto.file_digest(path)
+        self._sigs[path] = (sig, d)
         return d
 
     def items(self):

@@ -519,11 +519,17 @@ class TcacheSession:
             if _stat_sig(path) != sig and \
                     tc_inputs.inside(self.root, os.path.realpath(path)):
                 return      # it changed after the test first opened it
-        seen = self._project_files(opened, imported)
-        if self.tracker.spawned:
-            seen |= self._all_project_files()
         found = [(proto.INPUT_FOUND, self._name(f), self.digests.fresh(f))
-                 for f in sorted(seen - static)]
+                 for f in sorted(self._project_files(opened, imported) -
+                                 static)]
+        if self.tracker.spawned:
+            # Every file of the project: read again only where its stat
+            # signature moved, or a test would cost a full hash.
+            done = static | {os.path.join(self.root, os.fsdecode(p))
+                             for _, p, _ in found}
+            found += [(proto.INPUT_FOUND, self._name(f),
+                       self.digests.current(f))
+                      for f in sorted(self._all_project_files() - done)]
         blob, n = self._static_blob(static)
         n += len(found)
         if n > proto.MAX_INPUTS:
