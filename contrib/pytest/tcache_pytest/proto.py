@@ -68,33 +68,31 @@ def file_digest(path):
     return h.digest()
 
 
+def _sorted_digest(pairs, person, what, encode):
+    """BLAKE2b over u32(n) and encode(name, value) of each pair, sorted by
+    name (raw bytes); a name twice is an error."""
+    items = sorted(pairs, key=lambda kv: kv[0])
+    h = _blake(person=person)
+    h.update(u32(len(items)))
+    for i, (name, value) in enumerate(items):
+        if i and items[i - 1][0] == name:
+            raise ValueError("duplicate %s %r" % (what, name))
+        h.update(encode(name, value))
+    return h.digest()
+
+
 def source_digest(files):
     """files: iterable of (path bytes, digest), any order, no duplicates."""
-    items = sorted(files)
-    h = _blake(person=b"tcache-src-v1")
-    h.update(u32(len(items)))
-    last = None
-    for path, digest in items:
-        if path == last:
-            raise ValueError("duplicate input %r" % path)
-        last = path
-        h.update(_str(path) + digest)
-    return h.digest()
+    return _sorted_digest(files, b"tcache-src-v1", "input",
+                          lambda path, digest: _str(path) + digest)
 
 
 def env_digest(env):
     """env: iterable of (name bytes, value bytes or None for unset)."""
-    items = sorted(env, key=lambda kv: kv[0])
-    h = _blake(person=b"tcache-env-v1")
-    h.update(u32(len(items)))
-    last = None
-    for name, value in items:
-        if name == last:
-            raise ValueError("duplicate variable %r" % name)
-        last = name
-        h.update(_str(name))
-        h.update(b"\x00" if value is None else b"\x01" + _str(value))
-    return h.digest()
+    return _sorted_digest(
+        env, b"tcache-env-v1", "variable",
+        lambda name, value: _str(name) +
+        (b"\x00" if value is None else b"\x01" + _str(value)))
 
 
 def derive_key(project, test, src, envd):
