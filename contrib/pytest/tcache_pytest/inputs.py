@@ -23,26 +23,42 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv",
 RACY_S = 2.0
 
 
+def stat_sig(path):
+    """What a stat says of a file's content, or None when it is absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
 class Digests:
-    """File digests, computed once per session per path.  forget() drops a
-    path so that the next digest() reads the file again."""
+    """File digests for a session, each with the stat signature the file
+    had just before it was read (the stat comes first, so a write during
+    the read moves the signature away from the one kept)."""
 
     def __init__(self):
-        self._memo = {}
-        self._sigs = {}         # path -> (stat signature, digest)
+        self._table = {}        # path -> (stat signature, digest)
+
+    def _read(self, path):
+        sig = stat_sig(path)
+        d = proto.file_digest(path)
+        self._table[path] = (sig, d)
+        return d
 
     def digest(self, path):
-        d = self._memo.get(path)
-        if d is None:
-            d = proto.file_digest(path)
-            self._memo[path] = d
-        return d
+        """The digest read first this session."""
+        entry = self._table.get(path)
+        return entry[1] if entry is not None else self._read(path)
+
+    def signature(self, path):
+        """The stat signature of path when digest() read it."""
+        entry = self._table.get(path)
+        return entry[0] if entry is not None else None
 
     def fresh(self, path):
-        """Reads the file again, whatever the memo says."""
-        d = proto.file_digest(path)
-        self._memo[path] = d
-        return d
+        """Reads the file again, whatever was read before."""
+        return self._read(path)
 
     def current(self, path):
         """The file's digest now: the one read before when its stat
@@ -50,21 +66,12 @@ class Digests:
         within the last RACY_S seconds is always read again: a write in
         the same clock tick as our read would leave the signature as it
         was (git's "racily clean" rule)."""
-        try:
-            st = os.stat(path)
-            sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-        except OSError:
-            sig = None
-        memo = self._sigs.get(path)
-        if sig is not None and memo is not None and memo[0] == sig and \
-                time.time() - st.st_mtime > RACY_S:
-            return memo[1]
-        d = proto.file_digest(path)
-        self._sigs[path] = (sig, d)
-        return d
-
-    def items(self):
-        return self._memo.items()
+        sig = stat_sig(path)
+        entry = self._table.get(path)
+        if sig is not None and entry is not None and entry[0] == sig and \
+                time.time() - sig[0] / 1e9 > RACY_S:
+            return entry[1]
+        return self._read(path)
 
 
 def relpath(root, path):

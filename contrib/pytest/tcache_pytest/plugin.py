@@ -12,7 +12,6 @@ and checked again before a hit is trusted.  Any doubt means the test runs.
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -195,7 +194,7 @@ class Tracker:
                     # A directory read (a listing) is not a file input, and
                     # its mtime moves whenever a file comes or goes in it.
                     if not os.path.isdir(value):
-                        self.sigs[value] = _stat_sig(value)
+                        self.sigs[value] = tc_inputs.stat_sig(value)
             else:
                 self.imported.add(value)
             return
@@ -256,7 +255,6 @@ class TcacheSession:
                                    timeout=timeout)
         self.worker = hasattr(config, "workerinput")
         self.digests = tc_inputs.Digests()
-        self.stats_sig = {}         # path -> stat signature when hashed
         self.collected = {}         # module file -> files its top level
                                     # opened or imported at collection
         self.collect_global = set() # files opened outside any module
@@ -343,11 +341,6 @@ class TcacheSession:
                     files.add(f)
         return files
 
-    def _digest(self, path):
-        if path not in self.stats_sig:
-            self.stats_sig[path] = _stat_sig(path)
-        return self.digests.digest(path)
-
     def _project_plugins(self):
         """Plugin modules of the project (-p NAME, pytest_plugins in a
         conftest): pytest imports them itself, so no import graph or hook
@@ -395,7 +388,7 @@ class TcacheSession:
             if entry is None:
                 static = self._static_inputs(item, graph, common)
                 entry = by_module[item.path] = (static, proto.source_digest(
-                    (self._name(f), self._digest(f)) for f in static))
+                    (self._name(f), self.digests.digest(f)) for f in static))
             static, src = entry
             key = proto.derive_key(self.project, item.nodeid.encode(), src,
                                    envd)
@@ -413,10 +406,12 @@ class TcacheSession:
             self._lost("cannot hash the inputs: %s" % e)
             self.keys.clear()
             return
+        self.never = {it.nodeid for it in items
+                      if it.get_closest_marker("tcache_never") is not None}
         if self.record_only:
             return
         wanted = [it for it in items if it.nodeid in self.keys and
-                  it.get_closest_marker("tcache_never") is None]
+                  it.nodeid not in self.never]
         try:
             results = self.client.lookup([self.keys[it.nodeid][0]
                                           for it in wanted])
@@ -516,7 +511,7 @@ class TcacheSession:
         if not self.dirty.isdisjoint(static):
             return          # an input changed since the key was computed
         for path, sig in self.tracker.sigs.items():
-            if _stat_sig(path) != sig and \
+            if tc_inputs.stat_sig(path) != sig and \
                     tc_inputs.inside(self.root, os.path.realpath(path)):
                 return      # it changed after the test first opened it
         found = [(proto.INPUT_FOUND, self._name(f), self.digests.fresh(f))
@@ -582,19 +577,14 @@ class TcacheSession:
                                                  len(files))
         return entry
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session):
-        for item in session.items:
-            if item.get_closest_marker("tcache_never") is not None:
-                self.never.add(item.nodeid)
-
     def _check_unchanged(self, files):
         """Marks dirty every file whose stat signature moved since it was
         hashed for a key.  The key was computed before each pending test
         started and this runs after it ended, so a file edited while a test
         ran (even edited back: its ctime moves) is caught."""
         for f in files:
-            if f not in self.dirty and _stat_sig(f) != self.stats_sig.get(f):
+            if f not in self.dirty and \
+                    tc_inputs.stat_sig(f) != self.digests.signature(f):
                 self.dirty.add(f)
 
     def _flush(self):
@@ -655,14 +645,6 @@ class TcacheSession:
             return
         for kind in sorted(self.warnings):
             terminalreporter.write_line(self.warnings[kind], yellow=True)
-
-
-def _stat_sig(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 def _outcome(reports):
