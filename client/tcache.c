@@ -73,6 +73,8 @@ static const struct cli_cmd tcache_cmds[] = {
 	  "newest entry with the inputs of now.  Without --dep and --env (a\n"
 	  "test recorded by the pytest plugin), check each recorded file and\n"
 	  "variable instead.  Exits 0 when it is a cached pass, 1 otherwise.\n"
+	  "Python interface digests are computed by\n"
+	  "$TCACHE_PYTHON -m tcache_pytest.interface (default python3).\n"
 	  TCACHE_INPUT_HELP },
 	{ "gc", cli_gc, "[--json]",
 	  "Remove the expired entries now (the daemon also sweeps them).\n" },

@@ -43,8 +43,12 @@ typedef enum tc_outcome {
 typedef enum tc_input_kind {
 	TC_INPUT_FILE = 0,	/* declared file: part of the key */
 	TC_INPUT_FOUND = 1,	/* discovered while the test ran: checked on lookup */
-	TC_INPUT_ENV = 2	/* environment variable: path is its name, digest
+	TC_INPUT_ENV = 2,	/* environment variable: path is its name, digest
 				   the BLAKE2b of its value (zeros when unset) */
+	TC_INPUT_INTERFACE = 3	/* declared Python file, part of the key like
+				   TC_INPUT_FILE, but its digest is the file's
+				   interface digest (PROTOCOL.md), which only
+				   Python computes */
 } tc_input_kind;
 
 /* One input of an entry.  path is relative to the project root for files

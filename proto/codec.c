@@ -12,7 +12,7 @@
  *
  * Decisions the contract leaves open:
  * - Encoding a value out of its range (an outcome outside 1..4, an input
- *   kind outside 0..2, a LIST limit outside 1..TC_MAX_LIST, a NULL list with
+ *   kind outside 0..3, a LIST limit outside 1..TC_MAX_LIST, a NULL list with
  *   a count) is PROTO_E_LIMIT, like a string over its limit; an unknown type
  *   is PROTO_E_UNKNOWN.  NULL strings encode as "".
  * - An ERROR reply's message is cut to TC_MAX_MESSAGE rather than refused,
@@ -205,7 +205,8 @@ static void enc_inputs(struct enc *w, const tc_input *in, uint32_t n)
 	if (!put_count(w, n, TC_MAX_INPUTS, in))
 		return;
 	for (uint32_t i = 0; i < n && w->err == 0; i++) {
-		put_range(w, in[i].kind, TC_INPUT_FILE, TC_INPUT_ENV);
+		put_range(w, in[i].kind, TC_INPUT_FILE,
+		    TC_INPUT_INTERFACE);
 		put_str(w, in[i].path, TC_MAX_PATH);
 		put_digest(w, in[i].digest);
 	}
@@ -621,8 +622,8 @@ static tc_input *get_inputs(struct dec *d, uint32_t *np)
 
 	*np = in != NULL ? n : 0;
 	for (uint32_t i = 0; i < *np && d->err == 0; i++) {
-		in[i].kind = get_range(d, TC_INPUT_FILE, TC_INPUT_ENV,
-		    "input kind");
+		in[i].kind = get_range(d, TC_INPUT_FILE,
+		    TC_INPUT_INTERFACE, "input kind");
 		in[i].path = get_str(d, TC_MAX_PATH, "input path");
 		get_digest(d, in[i].digest, "input digest");
 	}

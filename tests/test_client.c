@@ -678,6 +678,17 @@ static void test_verify(void **state)
 	assert_int_equal(unlink(file), 0);	/* vanishing is a change */
 	assert_int_equal(tc_result_verify(&res, root), 0);
 	tc_results_clear(&res, 1);
+
+	/* An interface digest cannot be confirmed by hashing the file, even
+	 * when it happens to hold the file's digest. */
+	write_text(file, "v1\n");
+	in[0].kind = TC_INPUT_INTERFACE;
+	memset(&res, 0, sizeof res);
+	res.ninputs = 1;
+	res.inputs = in;
+	assert_int_equal(tc_result_verify(&res, root), 0);
+	in[0].kind = TC_INPUT_FOUND;
+	assert_int_equal(tc_result_verify(&res, root), 1);
 }
 
 static void test_daemon_killed(void **state)

@@ -30,7 +30,7 @@ static char test_max[TC_MAX_TEST + 1];
 static char name_max[TC_MAX_NAME + 1];
 static char msg_max[TC_MAX_MESSAGE + 1];
 
-static tc_input s_inputs[3];
+static tc_input s_inputs[4];
 static tc_input s_found[2];
 static tc_record s_records[2];
 static tc_result s_results[3];
@@ -72,6 +72,9 @@ static void make_inputs(void)
 	s_inputs[1] = (tc_input){ .kind = TC_INPUT_ENV, .path = "PATH" };
 	s_inputs[2] = (tc_input){ .kind = TC_INPUT_FILE, .path = "" };
 	fill_digest(s_inputs[2].digest, 2);
+	s_inputs[3] = (tc_input){ .kind = TC_INPUT_INTERFACE,
+	    .path = "pkg/mod.py" };
+	fill_digest(s_inputs[3].digest, 6);
 	s_found[0] = (tc_input){ .kind = TC_INPUT_FOUND, .path = "d/x.json" };
 	fill_digest(s_found[0].digest, 3);
 	s_found[1] = (tc_input){ .kind = TC_INPUT_FOUND, .path = path_max };
@@ -84,7 +87,7 @@ static void make_records(void)
 		.project = "", .test = "tests/test_a.py::test_one[x-1]",
 		.root = "/home/u/p", .outcome = TC_PASS,
 		.duration_us = 1234567, .ttl_ms = 0, .message = NULL,
-		.ninputs = 3, .inputs = s_inputs
+		.ninputs = NELEM(s_inputs), .inputs = s_inputs
 	};
 	fill_digest(s_records[0].key, 5);
 	s_records[1] = (tc_record){
@@ -769,7 +772,8 @@ static void test_enums(void **state)
 	}
 	for (unsigned k = 0; k < 256; k++) {
 		bb_record(&b, TC_FAIL, (uint8_t)k);
-		bb_expect(&b, k <= TC_INPUT_ENV ? PROTO_OK : PROTO_E_MALFORMED);
+		bb_expect(&b, k <= TC_INPUT_INTERFACE ? PROTO_OK :
+		    PROTO_E_MALFORMED);
 	}
 	for (unsigned mode = 0; mode < 256; mode++) {
 		inv[1] = (uint8_t)mode;
@@ -1001,8 +1005,10 @@ static void test_encode_limits(void **state)
 	in.path = over_path;
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
 	in.path = "a";
-	in.kind = 3;
+	in.kind = TC_INPUT_INTERFACE + 1;
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
+	in.kind = TC_INPUT_INTERFACE;
+	assert_int_equal(proto_encode(&b, &m), PROTO_OK);
 	in.kind = TC_INPUT_ENV;
 	r.outcome = 0;
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);

@@ -1069,10 +1069,11 @@ static void test_list(void **state)
 static void test_explain(void **state)
 {
 	struct fx *f = *state;
-	tc_input in[3] = {
+	tc_input in[4] = {
 		{ .kind = TC_INPUT_FILE, .path = "src/a.c" },
 		{ .kind = TC_INPUT_FOUND, .path = "data" },
 		{ .kind = TC_INPUT_ENV, .path = "HOME" },
+		{ .kind = TC_INPUT_INTERFACE, .path = "pkg/m.py" },
 	};
 	uint8_t key[TC_DIGEST_BYTES];
 	tc_entry e;
@@ -1081,7 +1082,8 @@ static void test_explain(void **state)
 	int found;
 
 	put(f->s, 1, "t", TC_PASS, T0, NULL, 0);
-	put(f->s, 2, "t", TC_FAIL, T0 + 2 * TTL, in, 3);
+	digests(in, 4, 1);
+	put(f->s, 2, "t", TC_FAIL, T0 + 2 * TTL, in, 4);
 	put(f->s, 3, "t", TC_PASS, T0 + 1, NULL, 0);
 	assert_int_equal(store_explain(f->s, "proj", "t", &found, &e, &got,
 	    &n), STORE_OK);
@@ -1090,10 +1092,12 @@ static void test_explain(void **state)
 	assert_memory_equal(e.key, key, TC_DIGEST_BYTES);
 	assert_int_equal(e.outcome, TC_FAIL);
 	assert_int_equal(e.created_ms, T0 + 2 * TTL);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(got[i].kind, i);
 		assert_string_equal(got[i].path, in[i].path);
+		assert_memory_equal(got[i].digest, in[i].digest,
+		    TC_DIGEST_BYTES);
 	}
 	proto_entry_clear(&e);
 	proto_inputs_free(got, n);
@@ -1104,6 +1108,48 @@ static void test_explain(void **state)
 	assert_int_equal(found, 0);
 	assert_null(got);
 	assert_int_equal(n, 0);
+}
+
+/*
+ * Interface inputs (kind 3) are declared: kept in the shared set, apart
+ * from a file input of the same path, never handed to a lookup, and found
+ * by path like any file.
+ */
+static void test_interface_inputs(void **state)
+{
+	struct fx *f = *state;
+	tc_input in[3] = {
+		{ .kind = TC_INPUT_INTERFACE, .path = "pkg/m.py" },
+		{ .kind = TC_INPUT_FOUND, .path = "pkg/m.py" },
+		{ .kind = TC_INPUT_FILE, .path = "pkg/m.py" },
+	};
+	uint8_t key[TC_DIGEST_BYTES];
+	tc_result r;
+	tc_entry *e;
+	size_t n;
+	uint64_t next;
+
+	digests(in, 3, 1);
+	put(f->s, 1, "a", TC_PASS, T0, in, 3);
+	put(f->s, 2, "b", TC_PASS, T0, in, 3);
+	assert_int_equal(nsets(f), 1);
+	assert_int_equal(nsetrows(f), 2);	/* kinds 3 and 0 */
+	put(f->s, 3, "c", TC_PASS, T0, in, 1);	/* kind 3 alone */
+	assert_int_equal(nsets(f), 2);
+	key_of(key, 1);
+	assert_int_equal(store_lookup(f->s, key, T0, &r), STORE_OK);
+	assert_int_equal(r.found, 1);
+	assert_int_equal(r.ninputs, 1);
+	assert_int_equal(r.inputs[0].kind, TC_INPUT_FOUND);
+	proto_result_clear(&r);
+	assert_int_equal(store_list(f->s, "c", "/p/pkg", 0, 100, &e, &n,
+	    &next), STORE_OK);
+	assert_int_equal(n, 1);
+	proto_entries_free(e, n);
+	assert_int_equal(inv_count(f->s, TC_INV_PATH, "/p/pkg/m.py"), 3);
+	assert_int_equal(inv_path(f->s, "/p/pkg"), 3);
+	assert_int_equal(store_entries(f->s), 0);
+	assert_no_orphans(f);
 }
 
 /* --- counters --- */
@@ -1695,6 +1741,7 @@ int main(void)
 		    fx_teardown),
 		T(test_list),
 		T(test_explain),
+		T(test_interface_inputs),
 		T(test_stats_persist),
 		T(test_stats_names),
 		T(test_newer_refused),

@@ -266,7 +266,7 @@ def test_explain_json(explained, project):
     got = sorted((c["change"], c["kind"], c["name"]) for c in d["changes"])
     assert got == [("added", "file", "src/new.c"),
                    ("changed", "env", "FOO"),
-                   ("changed", "file", "src/a.c"),
+                   ("content", "file", "src/a.c"),
                    ("removed", "file", "src/sub/b.c")]
     assert d["found"] is True and d["key_matches"] is False
     assert d["cached_pass"] is False
