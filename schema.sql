@@ -34,7 +34,7 @@ CREATE INDEX entries_flaky ON entries(flaky) WHERE flaky = 1;
 CREATE INDEX entries_inputset ON entries(inputset);
 
 -- A suite's tests mostly declare the same few hundred files: each distinct
--- list of declared inputs (kinds 0 and 2) is stored once.  hash is a
+-- list of declared inputs (kinds 0, 2 and 3) is stored once.  hash is a
 -- 64-bit FNV-1a of its rows, to find a candidate; reuse compares the rows
 -- exactly.  A set lives while an entry refers to it (the triggers below).
 CREATE TABLE inputsets (
@@ -45,7 +45,7 @@ CREATE INDEX inputsets_hash ON inputsets(hash);
 
 CREATE TABLE setinputs (
 	setid   INTEGER NOT NULL REFERENCES inputsets(id) ON DELETE CASCADE,
-	kind    INTEGER NOT NULL,		-- 0 file, 2 env
+	kind    INTEGER NOT NULL,		-- 0 file, 2 env, 3 interface
 	path    TEXT    NOT NULL,		-- relative to root, or the env name
 	abspath TEXT,				-- root/path for files, NULL for env
 	digest  BLOB    NOT NULL,
