@@ -9,8 +9,9 @@ BUILD    ?= build
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 PREFIX   ?= /usr/local
 
+# python3-dev: Python.h, for the pytest plugin's C tracer (built at run time).
 DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
-       libcmocka-dev python3 python3-pytest python3-pytest-xdist
+       libcmocka-dev python3 python3-dev python3-pytest python3-pytest-xdist
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla
