@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 
+from . import interface as tc_interface
 from . import proto
 
 # Directories below the root that are never the project's own modules.
@@ -37,13 +38,21 @@ class Digests:
     had just before it was read (the stat comes first, so a write during
     the read moves the signature away from the one kept)."""
 
-    def __init__(self):
+    def __init__(self, since_ns=None):
         self._table = {}        # path -> (stat signature, digest)
+        self.since_ns = since_ns
+        self.late = set()       # paths changed after since_ns
 
     def _read(self, path):
         sig = stat_sig(path)
         d = proto.file_digest(path)
         self._table[path] = (sig, d)
+        # A module imported before its first read here ran the code it had
+        # then: a change since the session began means its digest may not
+        # be the code that ran.
+        if sig is not None and self.since_ns is not None and \
+                sig[1] > self.since_ns:
+            self.late.add(path)
         return d
 
     def digest(self, path):
@@ -139,7 +148,9 @@ class ImportGraph:
         self.names = {}            # file -> one of its module names
         self._closure = {}
         self._edges = {}
-        self._extra = {}
+        self._extra = {}           # file -> files its import reached
+        self._full = {}            # file -> files its import read or ran
+        self._summaries = {}       # file -> interface.Summary
         self._index()
 
     def _index(self):
@@ -178,12 +189,46 @@ class ImportGraph:
         name = self.names.get(path, "")
         return name, os.path.basename(path) == "__init__.py"
 
-    def add_edges(self, path, files):
-        """Inputs of path seen at run time (modules it imported, data files
-        it read while it was being imported), beside its static imports."""
+    def add_edges(self, path, files, full=()):
+        """Inputs of path seen at run time, beside its static imports:
+        files, modules its top level imported; full, files it read or
+        whose function bodies ran while it was being imported (whole-file
+        inputs of every test that imports path)."""
         self._extra.setdefault(path, set()).update(files)
+        self._extra[path].update(full)
+        self._full.setdefault(path, set()).update(full)
         self._edges.pop(path, None)
         self._closure.clear()
+
+    def _parse(self, path):
+        """(imported module names, Summary) of a Python file, cached by its
+        digest."""
+        digest = self.digests.digest(path)
+        entry = self.cache.get(digest.hex())
+        if not isinstance(entry, dict):
+            modname, is_pkg = self._module_of(path)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                data = b""
+            try:
+                tree = ast.parse(data, path)
+                names = sorted(_imports_of(tree, modname, is_pkg))
+            except (SyntaxError, ValueError):
+                names = []
+            summary = tc_interface.summarize_source(data, path)
+            entry = self.cache[digest.hex()] = {
+                "imports": names, "summary": summary.to_json()}
+        return entry
+
+    def summary(self, path):
+        """The interface.Summary of a Python file as digest() read it."""
+        s = self._summaries.get(path)
+        if s is None:
+            s = self._summaries[path] = tc_interface.Summary.from_json(
+                self._parse(path)["summary"])
+        return s
 
     def edges(self, path):
         """Project files imported by path (directly)."""
@@ -191,21 +236,31 @@ class ImportGraph:
             return self._extra.get(path, ())
         if path in self._edges:
             return self._edges[path]
-        digest = self.digests.digest(path)
-        names = self.cache.get(digest.hex())
-        if names is None:
-            modname, is_pkg = self._module_of(path)
-            try:
-                with open(path, "rb") as f:
-                    tree = ast.parse(f.read(), path)
-                names = sorted(_imports_of(tree, modname, is_pkg))
-            except (OSError, SyntaxError, ValueError):
-                names = []
-            self.cache[digest.hex()] = names
+        names = self._parse(path)["imports"]
         out = [self.modules[n] for n in names if n in self.modules]
         out += sorted(self._extra.get(path, ()))
         self._edges[path] = out
         return out
+
+    def inputs(self, roots, full_roots, precise):
+        """(whole files, interface files) that tests depend on whose roots
+        are these files: the closure of the roots; full_roots, every file
+        that is not Python source, and every file read or run while a file
+        of the closure was imported count whole; with precise false, so
+        does everything."""
+        members = set()
+        for r in roots:
+            members |= self.closure(r)
+        if not precise:
+            return frozenset(members), frozenset()
+        full = set(full_roots)
+        for m in members:
+            if not m.endswith(".py"):
+                full.add(m)
+            extra = self._full.get(m)
+            if extra:
+                full |= extra
+        return frozenset(full), frozenset(members - full)
 
     def closure(self, path):
         """path and every project file it imports, transitively."""

@@ -12,12 +12,15 @@ and checked again before a hit is trusted.  Any doubt means the test runs.
 
 import os
 import sys
+import threading
+import time
 
 import pytest
 
 from . import inputs as tc_inputs
 from . import proto
 from .recorder import Recorder
+from .tracking import Tracker
 
 FLUSH_EVERY = 256           # records handed to the recorder at a time
 RECORD_TIMEOUT_MIN = 30.0   # seconds a RECORD frame may take, at least
@@ -45,19 +48,80 @@ def pytest_addoption(parser):
                      "daemon's)")
     g.addoption("--tcache-timeout", metavar="SECONDS", type=float,
                 default=None, help="per request (default 5)")
+    g.addoption("--tcache-precision", choices=PRECISIONS, default=None,
+                help="file: a test depends on every file it imports; "
+                     "executed: on the interface of what it imports and "
+                     "the whole of the files whose code it ran (default: "
+                     "%s)" % DEFAULT_PRECISION)
     parser.addini("tcache", type="bool", default=False,
                   help="turn tcache on, as --tcache does")
+    parser.addini("tcache_precision", default=None,
+                  help="file or executed, as --tcache-precision")
     parser.addini("tcache_env", type="args", default=[],
                   help="environment variables that are inputs of every test")
+
+
+PRECISIONS = ("file", "executed")
+DEFAULT_PRECISION = "executed"
+
+
+def _enabled(config, option):
+    on = option("tcache") or config.getini("tcache")
+    return bool(on) and os.environ.get("TCACHE_DISABLE") != "1"
+
+
+def _precision(config, option):
+    value = option("tcache_precision") or config.getini("tcache_precision") \
+        or DEFAULT_PRECISION
+    if value not in PRECISIONS:
+        raise pytest.UsageError("tcache_precision: %r is not one of %s"
+                                % (value, ", ".join(PRECISIONS)))
+    return value
+
+
+# When the session began, before any project module was imported: a source
+# file changed after it may not be the code that runs.
+_SESSION_NS = None
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Starts watching before the first conftest is imported: what a
+    conftest's imports run and read at import time (a decorator, a data
+    file) must count, and they run before pytest_configure."""
+    global _SESSION_NS
+    _SESSION_NS = time.time_ns()
+    ns = early_config.known_args_namespace
+
+    def option(name):
+        return getattr(ns, name, None)
+    try:
+        if _enabled(early_config, option):
+            _start_imports(early_config, _precision(early_config, option))
+    except pytest.UsageError:
+        pass                    # said again, properly, at configure
+    yield
+
+
+def _start_imports(config, precision):
+    tracker = Tracker.get()
+    tracer = None
+    root = os.path.realpath(str(config.rootpath))
+    if precision == "executed":
+        from .tracer import make_tracer
+        tracer = make_tracer(os.path.join(root, ""))
+    tracker.start_imports(root, tracer)
+    return tracker
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tcache_never: always run this test, never cache it")
-    on = config.getoption("tcache") or config.getini("tcache")
-    if not on or os.environ.get("TCACHE_DISABLE") == "1":
+    if not _enabled(config, config.getoption):
         return
-    config.pluginmanager.register(TcacheSession(config), "tcache-session")
+    precision = _precision(config, config.getoption)
+    config.pluginmanager.register(TcacheSession(config, precision),
+                                  "tcache-session")
 
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
@@ -81,167 +145,27 @@ def format_duration(seconds):
     return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
 
 
-# Audit events of a new process or program: what it reads, no hook of ours
-# sees, so a test that starts one depends on every file of the project.
-SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
-                          "os.exec", "os.spawn", "os.fork", "os.forkpty",
-                          "pty.spawn"))
+class StaticInputs:
+    """A test's declared files: whole ones and interface-only ones."""
 
+    __slots__ = ("full", "iface", "paths")
 
-class Tracker:
-    """An audit hook (one per process: hooks cannot be removed) that notes
-    the files opened for reading and the modules imported while active."""
+    def __init__(self, full, iface):
+        self.full, self.iface = full, iface
+        self.paths = full | iface
 
-    _instance = None
+    def __eq__(self, other):
+        return self.full == other.full and self.iface == other.iface
 
-    @classmethod
-    def get(cls):
-        if cls._instance is None:
-            cls._instance = cls()
-            sys.addaudithook(cls._instance._hook)
-            cls._instance._wrap_imports()
-        return cls._instance
-
-    def _wrap_imports(self):
-        """The "import" audit event fires only when the import statement
-        loads a module: not for importlib.import_module, and not for a
-        module already loaded.  Both are inputs, so note every call."""
-        import builtins
-        import importlib
-
-        real_import = builtins.__import__
-        real_import_module = importlib.import_module
-        tracker = self
-
-        def tracked_import(name, globals=None, locals=None, fromlist=(),
-                           level=0):
-            mod = real_import(name, globals, locals, fromlist, level)
-            if tracker.imported is not None:
-                tracker._note_import(name, globals, fromlist, level)
-            return mod
-
-        def tracked_import_module(name, package=None):
-            mod = real_import_module(name, package)
-            if tracker.imported is not None:
-                tracker._note_import(getattr(mod, "__name__", name), None,
-                                     (), 0)
-            return mod
-
-        builtins.__import__ = tracked_import
-        importlib.import_module = tracked_import_module
-
-    def _note_import(self, name, globals, fromlist, level):
-        try:
-            if level:
-                package = (globals or {}).get("__package__") or ""
-                base = package.rsplit(".", level - 1)[0] if level > 1 \
-                    else package
-                name = base + "." + name if name else base
-            self._note("import", name, depth=3)
-            for sub in fromlist or ():
-                if sub != "*":
-                    self._note("import", name + "." + sub, depth=3)
-        except Exception:
-            pass                # an import hook must never break the test
-
-    def __init__(self):
-        self.opened = None
-        self.imported = None
-        self.by_module = None
-        self.spawned = False    # the test started a process
-        self.root_prefix = "/"
-        self.sigs = {}          # path -> stat signature at its first open
-
-    def start(self, by_module=None):
-        """by_module: a project root; attribute each event to the project
-        module whose top-level code is running (collection), instead of to
-        one test."""
-        self.opened, self.imported = set(), set()
-        self.spawned = False
-        self.by_module = {} if by_module else None
-        self.root_prefix = os.path.join(by_module or "/", "")
-        self.sigs = {}
-
-    def stop(self):
-        opened, imported = self.opened or set(), self.imported or set()
-        by_module = self.by_module or {}
-        self.opened = self.imported = self.by_module = None
-        return opened, imported, by_module
-
-    @staticmethod
-    def _opened_path(args):
-        path, mode, flags = args
-        if isinstance(path, int):
-            return None
-        if mode is not None:
-            if "r" not in mode and "+" not in mode:
-                return None
-        elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
-            return None
-        path = os.fsdecode(path)
-        if not os.path.isabs(path):
-            path = os.path.join(os.getcwd(), path)
-        return path
-
-    def _note(self, what, value, depth=2):
-        """Adds value to the modules executing their top level now, or to
-        the session-wide set when none is (a hook, pytest itself).  depth:
-        frames from here up to the code that opened or imported."""
-        if self.by_module is None:
-            if what == "open":
-                if value not in self.opened:
-                    self.opened.add(value)
-                    # A directory read (a listing) is not a file input, and
-                    # its mtime moves whenever a file comes or goes in it.
-                    if not os.path.isdir(value):
-                        self.sigs[value] = tc_inputs.stat_sig(value)
-            else:
-                self.imported.add(value)
-            return
-        # The innermost project module running its top level owns it: the
-        # modules further out import that one (statically, or as a noted
-        # import of their own), so their closures reach it anyway.  Project
-        # code outside any module's top level (a conftest hook) makes it an
-        # input of every test.  With no project code on the stack at all it
-        # is pytest's own work (importing test modules, reading sources and
-        # its config), whose files are inputs already.
-        f = sys._getframe(depth)
-        project_code = False
-        while f is not None:
-            code = f.f_code
-            if code.co_filename.startswith(self.root_prefix):
-                if code.co_name == "<module>":
-                    self.by_module.setdefault(code.co_filename,
-                                              (set(), set()))[
-                        0 if what == "open" else 1].add(value)
-                    return
-                project_code = True
-            f = f.f_back
-        if project_code:
-            (self.opened if what == "open" else self.imported).add(value)
-
-    def _hook(self, event, args):
-        if self.opened is None:
-            return
-        try:
-            if event == "open":
-                path = self._opened_path(args)
-                # Bytecode is read on behalf of its source; at collection,
-                # source is read for imports, which are noted as such.
-                if path is not None and not path.endswith(".pyc") and \
-                        (self.by_module is None or not path.endswith(".py")):
-                    self._note("open", path)
-            elif event == "import":
-                self._note("import", args[0])
-            elif event in SPAWN_EVENTS and self.by_module is None:
-                self.spawned = True
-        except Exception:
-            pass                # an audit hook must never break the test
+    def __hash__(self):
+        return hash((self.full, self.iface))
 
 
 class TcacheSession:
-    def __init__(self, config):
+    def __init__(self, config, precision):
         self.config = config
+        self.precision = precision
+        self.precise = precision == "executed"
         self.root = os.path.realpath(str(config.rootpath))
         self.readonly = config.getoption("tcache_readonly")
         self.record_only = config.getoption("tcache_record_only")
@@ -254,11 +178,12 @@ class TcacheSession:
         self.client = proto.Client(config.getoption("tcache_socket"),
                                    timeout=timeout)
         self.worker = hasattr(config, "workerinput")
-        self.digests = tc_inputs.Digests()
-        self.collected = {}         # module file -> files its top level
-                                    # opened or imported at collection
-        self.collect_global = set() # files opened outside any module
-        self.keys = {}              # nodeid -> (key, static paths)
+        self.digests = tc_inputs.Digests(_SESSION_NS)
+        self.collected = {}         # module file -> Record of what its
+                                    # top level touched at import
+        self.collect_global = None  # Record of what ran outside them
+        self.graph = None
+        self.keys = {}              # nodeid -> (key, StaticInputs)
         self.cached = {}            # nodeid -> LookupResult (a cached pass)
         self.reports = {}           # nodeid -> [reports] while it runs
         self.pending = []           # (record, static inputs) to send
@@ -273,6 +198,10 @@ class TcacheSession:
         self.recorder = None
         self.record_timeout = max(timeout * 6, RECORD_TIMEOUT_MIN)
         self.tracker = Tracker.get()
+        self.item = None            # the item running now
+        self.fixtures = {}          # FixtureDef -> Record of its setup
+        self.threads = ()           # threads alive when the test began
+        self.code_files = {}        # id(code) -> (code, body file or None)
 
     # --- the daemon ---
 
@@ -304,10 +233,13 @@ class TcacheSession:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_collection(self, session):
-        """Notes what each module's top-level code opens or imports while
-        the test modules are imported, so that a data file read or a module
-        imported at import time is an input of every module importing it."""
-        self.tracker.start(by_module=self.root)
+        """Notes what each module's top-level code opens, imports or runs
+        while the test modules are imported (if that did not start before
+        the conftests were), so that a data file read, a module imported
+        or a function run at import time is an input of every test whose
+        modules import that module."""
+        if not self.tracker.importing():
+            _start_imports(self.config, self.precision)
         try:
             yield
         finally:
@@ -316,14 +248,47 @@ class TcacheSession:
     def _collection_done(self):
         """Ends the collection's tracking: at modifyitems (which runs inside
         pytest_collection), or when the collection ends without it."""
-        if self.tracker.by_module is None:
+        if not self.tracker.importing():
             return
-        opened, imported, by_module = self.tracker.stop()
-        self.collect_global = self._project_files(opened, imported)
-        for owner, (o, i) in by_module.items():
+        self.collect_global, by_module = self.tracker.stop_imports()
+        for owner, rec in by_module.items():
             owner = os.path.realpath(owner)
             if tc_inputs.inside(self.root, owner):
-                self.collected[owner] = self._project_files(o, i)
+                prev = self.collected.get(owner)
+                if prev is not None:
+                    rec.merge(prev)
+                self.collected[owner] = rec
+
+    def _split(self, rec):
+        """(modules imported, files read or run) of a Record, as project
+        files."""
+        return (self._project_files((), rec.imported),
+                self._project_files(rec.opened, ()) |
+                self._body_files(rec.codes))
+
+    def _body_files(self, codes):
+        """The project files whose function bodies these code objects
+        are (a comprehension or lambda at module or class level is part
+        of the interface, not a body)."""
+        files = set()
+        memo = self.code_files
+        for code in codes:
+            entry = memo.get(id(code))
+            if entry is None:
+                entry = memo[id(code)] = (code, self._body_file(code))
+            if entry[1] is not None:
+                files.add(entry[1])
+        return files
+
+    def _body_file(self, code):
+        f = os.path.realpath(code.co_filename)
+        if not (tc_inputs.inside(self.root, f) and f.endswith(".py") and
+                os.path.isfile(f)):
+            return None
+        if self.graph is not None and \
+                not self.graph.summary(f).in_body(code):
+            return None
+        return f
 
     def _project_files(self, opened, imported):
         files = set()
@@ -357,26 +322,36 @@ class TcacheSession:
         return files
 
     def _static_inputs(self, item, graph, common):
+        """common: (roots, whole files) of every test."""
         path = os.path.realpath(str(item.path))
-        files = set(common)
-        for f in [path] + tc_inputs.conftests_above(self.root, path):
-            files |= graph.closure(f)
-        return frozenset(files)
+        own = [path] + tc_inputs.conftests_above(self.root, path)
+        full, iface = graph.inputs(own + list(common[0]),
+                                   own + list(common[1]), self.precise)
+        return StaticInputs(full, iface)
+
+    def _common_inputs(self, graph):
+        """(roots, whole files) of every test: the config file, project
+        plugins, and what ran or was read at collection outside any
+        module's top level."""
+        full = set(self._project_plugins())
+        if self.config.inipath:
+            full.add(os.path.realpath(str(self.config.inipath)))
+        imported, touched = self._split(self.collect_global)
+        full |= touched
+        return frozenset(full | imported), frozenset(full)
 
     def _compute_keys(self, items):
         self._collection_done()
         cache = self.config.cache.get("tcache/imports", {}) \
             if getattr(self.config, "cache", None) else {}
-        graph = tc_inputs.ImportGraph(self.root, self.digests, cache)
-        for owner, files in self.collected.items():
-            graph.add_edges(owner, files)
-        common = set()
-        if self.config.inipath:
-            common.add(os.path.realpath(str(self.config.inipath)))
-        for f in self.collect_global | self._project_plugins():
-            common |= graph.closure(f)
+        graph = self.graph = tc_inputs.ImportGraph(self.root, self.digests,
+                                                   cache)
+        for owner, rec in self.collected.items():
+            graph.add_edges(owner, *self._split(rec))
+        common = self._common_inputs(graph)
         envd = proto.env_digest(tc_inputs.environment(
-            self.config, self.root, self.env_names))
+            self.config, self.root, self.env_names) +
+            [(b"@precision", self.precision.encode())])
         self.env_inputs = [
             (proto.INPUT_ENV, os.fsencode(n),
              proto.env_value_digest(os.fsencode(os.environ[n])
@@ -388,7 +363,7 @@ class TcacheSession:
             if entry is None:
                 static = self._static_inputs(item, graph, common)
                 entry = by_module[item.path] = (static, proto.source_digest(
-                    (self._name(f), self.digests.digest(f)) for f in static))
+                    self._declared(static)))
             static, src = entry
             key = proto.derive_key(self.project, item.nodeid.encode(), src,
                                    envd)
@@ -423,14 +398,15 @@ class TcacheSession:
                 self.cached[item.nodeid] = res
 
     def _verify(self, res):
-        """The files the test opened last time still have their digests."""
+        """The files the test opened or ran last time still have their
+        digests (each read once a session: many tests share them)."""
         for kind, path, digest in res.inputs:
             if kind != proto.INPUT_FOUND:
                 continue
             p = os.fsdecode(path)
             if not os.path.isabs(p):
                 p = os.path.join(self.root, p)
-            if proto.file_digest(p) != digest:
+            if self.digests.digest(p) != digest:
                 return False
         return True
 
@@ -440,6 +416,7 @@ class TcacheSession:
     def pytest_runtest_protocol(self, item, nextitem):
         res = self.cached.get(item.nodeid)
         if res is None:
+            self.item = item
             return None
         from _pytest.runner import CallInfo
         ihook = item.ihook
@@ -471,7 +448,8 @@ class TcacheSession:
     def pytest_runtest_logstart(self, nodeid, location):
         if nodeid in self.keys and nodeid not in self.cached:
             self.reports[nodeid] = []
-            self.tracker.start()
+            self.tracker.start_test()
+            self.threads = self._other_threads()
         yield
 
     @pytest.hookimpl(hookwrapper=True)
@@ -480,8 +458,65 @@ class TcacheSession:
         reports = self.reports.pop(nodeid, None)
         if reports is None:
             return
-        opened, imported, _ = self.tracker.stop()
-        self._finished(nodeid, reports, opened, imported)
+        rec = self.tracker.stop_test()
+        rec.partial = rec.partial or not self._tracked()
+        item, self.item = self.item, None
+        if item is not None and item.nodeid == nodeid:
+            for fixturedef in self._fixtures_of(item):
+                done = self.fixtures.get(fixturedef)
+                if done is not None:
+                    rec.merge(done)
+        self._finished(nodeid, reports, rec)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        """A fixture's value outlives its setup: every test that gets it
+        depends on what the setup opened and ran."""
+        if not self.tracker.testing():
+            yield
+            return
+        self.tracker.push()
+        try:
+            yield
+        finally:
+            rec = self.tracker.pop()
+            rec.partial = rec.partial or not self._tracked()
+            self.fixtures[fixturedef] = rec
+
+    @staticmethod
+    def _fixtures_of(item):
+        """The fixture definitions a test used, requested by name or by
+        request.getfixturevalue()."""
+        defs = []
+        info = getattr(item, "_fixtureinfo", None)
+        for group in getattr(info, "name2fixturedefs", {}).values():
+            defs.extend(group)
+        request = getattr(item, "_request", None)
+        defs.extend(getattr(request, "_fixture_defs", {}).values())
+        return defs
+
+    def _other_threads(self):
+        """Threads that may run code the tracer does not see: every one
+        but this and the recorder, when the tracer does not follow threads
+        that already run."""
+        tracer = self.tracker.tracer
+        if tracer is None or getattr(tracer, "all_threads", False):
+            return ()
+        me = threading.current_thread()
+        rec = self.recorder.thread if self.recorder is not None else None
+        return [t for t in threading.enumerate() if t is not me and
+                t is not rec]
+
+    def _tracked(self):
+        """Whether the tracer saw every function that ran since the test
+        began: nobody replaced its hook, and no thread that was there
+        before the test is still running."""
+        tracer = self.tracker.tracer
+        if tracer is None:
+            return True
+        if not tracer.intact():
+            return False
+        return not any(t.is_alive() for t in self.threads)
 
     def pytest_runtest_logreport(self, report):
         if getattr(report, "tcache_cached", False):
@@ -500,7 +535,7 @@ class TcacheSession:
 
     # --- recording ---
 
-    def _finished(self, nodeid, reports, opened, imported):
+    def _finished(self, nodeid, reports, rec):
         if self.readonly or self.unavailable is not None:
             return
         item_key = self.keys.get(nodeid)
@@ -508,23 +543,13 @@ class TcacheSession:
         if item_key is None or outcome is None or nodeid in self.never:
             return
         key, static = item_key
-        if not self.dirty.isdisjoint(static):
+        if not self.dirty.isdisjoint(static.paths):
             return          # an input changed since the key was computed
-        for path, sig in self.tracker.sigs.items():
+        for path, sig in rec.sigs.items():
             if tc_inputs.stat_sig(path) != sig and \
                     tc_inputs.inside(self.root, os.path.realpath(path)):
                 return      # it changed after the test first opened it
-        found = [(proto.INPUT_FOUND, self._name(f), self.digests.fresh(f))
-                 for f in sorted(self._project_files(opened, imported) -
-                                 static)]
-        if self.tracker.spawned:
-            # Every file of the project: read again only where its stat
-            # signature moved, or a test would cost a full hash.
-            done = static | {os.path.join(self.root, os.fsdecode(p))
-                             for _, p, _ in found}
-            found += [(proto.INPUT_FOUND, self._name(f),
-                       self.digests.current(f))
-                      for f in sorted(self._all_project_files() - done)]
+        found, code = self._found(rec, static)
         blob, n = self._static_blob(static)
         n += len(found)
         if n > proto.MAX_INPUTS:
@@ -535,9 +560,37 @@ class TcacheSession:
             root=os.fsencode(self.root), outcome=outcome,
             duration_us=duration_us, ttl_ms=self.ttl_ms, message=b"",
             inputs_blob=blob + proto.encode_inputs(found), ninputs=n),
-            static))
+            static.paths | code))
         if len(self.pending) >= FLUSH_EVERY:
             self._flush()
+
+    def _found(self, rec, static):
+        """(discovered inputs, source files among them whose code ran).
+        Files read count whole; so do files whose function bodies ran
+        (as their digest when first read: the code that ran, unless the
+        file changed since, which the flush checks); a module imported
+        counts as its interface, which is declared when it is in the
+        static closure, and whole otherwise."""
+        imported = self._project_files((), rec.imported)
+        opened = self._project_files(rec.opened, ())
+        code = self._body_files(rec.codes)
+        if rec.partial:
+            code |= static.iface    # as if every imported file had run
+        code |= imported - static.paths
+        code -= static.full
+        opened -= static.full | code
+        found = [(proto.INPUT_FOUND, self._name(f), self.digests.digest(f))
+                 for f in sorted(code)]
+        found += [(proto.INPUT_FOUND, self._name(f), self.digests.current(f))
+                  for f in sorted(opened)]
+        if rec.spawned:
+            # Every file of the project: read again only where its stat
+            # signature moved, or a test would cost a full hash.
+            done = static.full | code | opened
+            found += [(proto.INPUT_FOUND, self._name(f),
+                       self.digests.current(f))
+                      for f in sorted(self._all_project_files() - done)]
+        return found, code
 
     def _all_project_files(self):
         """Every file below the root (version control, caches, virtual
@@ -566,13 +619,24 @@ class TcacheSession:
             name = self.names[path] = tc_inputs.relpath(self.root, path)
         return name
 
+    def _declared(self, static):
+        """(name, digest) of each declared file: whole or interface."""
+        for f in static.full:
+            yield self._name(f), self.digests.digest(f)
+        for f in static.iface:
+            yield self._name(f), self.graph.summary(f).digest
+
     def _static_blob(self, static):
         """The encoded declared files and variables of a set of static
         inputs: computed once, shared by every test of a module."""
         entry = self.static_blobs.get(static)
         if entry is None:
-            files = [(proto.INPUT_FILE, self._name(f), self.digests.digest(f))
-                     for f in sorted(static)] + self.env_inputs
+            files = sorted(
+                [(proto.INPUT_FILE, self._name(f), self.digests.digest(f))
+                 for f in static.full] +
+                [(proto.INPUT_INTERFACE, self._name(f),
+                  self.graph.summary(f).digest) for f in static.iface],
+                key=lambda i: i[1]) + self.env_inputs
             entry = self.static_blobs[static] = (proto.encode_inputs(files),
                                                  len(files))
         return entry
@@ -584,7 +648,8 @@ class TcacheSession:
         ran (even edited back: its ctime moves) is caught."""
         for f in files:
             if f not in self.dirty and \
-                    tc_inputs.stat_sig(f) != self.digests.signature(f):
+                    (f in self.digests.late or
+                     tc_inputs.stat_sig(f) != self.digests.signature(f)):
                 self.dirty.add(f)
 
     def _flush(self):
@@ -672,4 +737,9 @@ def pytest_report_header(config):
         return None
     mode = "readonly" if s.readonly else \
         "record-only" if s.record_only else "on"
-    return "tcache: %s, socket %s" % (mode, s.client.path)
+    precision = s.precision
+    tracer = s.tracker.tracer
+    if tracer is not None:
+        precision += " (%s tracer)" % tracer.kind
+    return "tcache: %s, precision %s, socket %s" % (mode, precision,
+                                                    s.client.path)

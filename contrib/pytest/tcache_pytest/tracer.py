@@ -113,6 +113,7 @@ class Tracer:
 
     kind = None
     why_not_c = None        # why the C helper is not in use, if it was tried
+    all_threads = False     # sees threads that were running before start()
 
     def __init__(self, prefix):
         if not (isinstance(prefix, str) and os.path.isabs(prefix)
@@ -351,6 +352,7 @@ class MonitoringTracer(Tracer):
     """sys.monitoring, Python >= 3.12 (see the module's docstring)."""
 
     kind = "monitoring"
+    all_threads = True
 
     def __init__(self, prefix):
         if not hasattr(sys, "monitoring"):

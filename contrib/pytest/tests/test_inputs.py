@@ -99,6 +99,16 @@ SCENARIOS = {
     "installed_distribution": (dist_version(), GRAPH_IDS, set()),
 }
 
+# Under --tcache-precision=executed, a body edit runs only the tests that
+# ran that body; its entry then holds the new digest, so the revert runs
+# them once more.
+EXECUTED = {
+    "imported_module": (ids("tests/test_direct.py::test_d1"),) * 2,
+    "transitive_import": (ids("tests/test_t.py::test_t1",
+                              "tests/test_tt.py::test_tt"),) * 2,
+    "static_lazy_import": (ids("tests/test_static_lazy.py::test_sl1"),) * 2,
+}
+
 
 def check(run, expect_ran):
     assert run.ret == 0, run
@@ -108,19 +118,24 @@ def check(run, expect_ran):
     assert run.summary_cached == len(GRAPH_IDS - expect_ran), run
 
 
+@pytest.mark.parametrize("precision", ["file", "executed"])
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_change_runs_exactly_the_affected_tests(graph_project, name):
+def test_change_runs_exactly_the_affected_tests(graph_project, name,
+                                                precision):
     tc = graph_project
     (change, revert), after_change, after_revert = SCENARIOS[name]
-    cold = tc.run(*ENV_ARGS)
+    if precision == "executed" and name in EXECUTED:
+        after_change, after_revert = EXECUTED[name]
+    args = ENV_ARGS + ("--tcache-precision=" + precision,)
+    cold = tc.run(*args)
     check(cold, GRAPH_IDS)
-    check(tc.run(*ENV_ARGS), set())
+    check(tc.run(*args), set())
     change(tc)
-    check(tc.run(*ENV_ARGS), after_change)
-    check(tc.run(*ENV_ARGS), set())         # the new inputs are recorded
+    check(tc.run(*args), after_change)
+    check(tc.run(*args), set())             # the new inputs are recorded
     revert(tc)
-    check(tc.run(*ENV_ARGS), after_revert)
-    check(tc.run(*ENV_ARGS), set())
+    check(tc.run(*args), after_revert)
+    check(tc.run(*args), set())
 
 
 def test_lazily_imported_module_is_an_input_of_every_test_using_it(

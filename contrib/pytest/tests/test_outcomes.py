@@ -148,7 +148,7 @@ def test_with_cacheprovider(outcomes_project):
     assert "test_outcomes.py::test_fail" in lf.ran, lf
     assert not lf.ran & OUTCOMES_PASSING, lf
     # A change is still seen with the import graph cached on disk.
-    tc.edit("mod.py", "return 2 * x", "return x + x")
+    tc.edit("mod.py", "def double", "X = 1\n\n\ndef double")
     after = tc.run(DOCTEST, "-v", base=False)
     assert after.cached == set(), after   # every test imports mod
     again = tc.run(DOCTEST, "-v", base=False)

@@ -10,7 +10,8 @@ import pytest
 from conftest import short_tmpdir
 
 DOCTEST = "--doctest-modules"
-HEADER = re.compile(r"^tcache: (on|readonly|record-only), socket ")
+HEADER = re.compile(r"^tcache: (on|readonly|record-only), precision "
+                    r"\w+( \(\w+ tracer\))?, socket ")
 
 
 def warning_lines(run):

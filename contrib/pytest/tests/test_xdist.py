@@ -41,7 +41,7 @@ def test_xdist_edit_runs_only_the_affected_module(graph_project):
     warm = tc.run("-n", "2")
     assert warm.outcomes == {"passed": len(GRAPH_IDS)}, warm
     assert warm.ran == set() and warm.cached == GRAPH_IDS, warm
-    tc.edit("pkg/d.py", "return 4", "return 2 + 2")
+    tc.edit("pkg/d.py", "def fd", "X = 4\n\n\ndef fd")
     direct = {"tests/test_direct.py::test_d1", "tests/test_direct.py::test_d2"}
     r = tc.run("-n", "2")
     assert r.outcomes == {"passed": len(GRAPH_IDS)}, r

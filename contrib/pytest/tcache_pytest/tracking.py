@@ -1,0 +1,328 @@
+"""What the code under test touched: files opened for reading, modules
+imported, processes started (an audit hook and wrappers around the import
+functions), and, with an execution tracer, the function code objects that
+ran.
+
+Two phases.  While modules are imported (collection, and before it the
+initial conftests), each event belongs to the project module whose
+top-level code is running: a data file read or a helper called at import
+time is an input of every test that imports that module.  While a test
+runs, each event belongs to the test, and to the fixture being set up, if
+any: a fixture's value outlives its setup, so the tests that reuse it
+depend on what its setup touched.
+"""
+
+import os
+import sys
+
+from . import inputs as tc_inputs
+
+# Audit events of a new process or program: what it reads, no hook of ours
+# sees, so a test that starts one depends on every file of the project.
+SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
+                          "os.exec", "os.spawn", "os.fork", "os.forkpty",
+                          "pty.spawn"))
+
+IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
+                    "<frozen importlib._bootstrap>")
+
+
+class Record:
+    """What one test, fixture setup, or importing module touched."""
+
+    __slots__ = ("opened", "imported", "sigs", "spawned", "codes",
+                 "partial")
+
+    def __init__(self):
+        self.opened = set()     # paths opened for reading
+        self.imported = set()   # module names
+        self.sigs = {}          # path -> stat signature at its first open
+        self.spawned = False    # started a process
+        self.codes = []         # function code objects that ran
+        self.partial = False    # code may have run that no tracer saw
+
+    def merge(self, other):
+        self.opened |= other.opened
+        self.imported |= other.imported
+        for path, sig in other.sigs.items():
+            self.sigs.setdefault(path, sig)
+        self.spawned = self.spawned or other.spawned
+        self.codes.extend(other.codes)
+        self.partial = self.partial or other.partial
+
+
+class Tracker:
+    """One per process: audit hooks cannot be removed."""
+
+    _instance = None
+
+    @classmethod
+    def get(cls):
+        if cls._instance is None:
+            cls._instance = cls()
+            sys.addaudithook(cls._instance._hook)
+            cls._instance._wrap_imports()
+        return cls._instance
+
+    def __init__(self):
+        self.rec = None         # the Record being filled; None: idle
+        self.stack = []         # enclosing Records (fixture setups)
+        self.tracer = None
+        self.root_prefix = None  # while importing: the project root + sep
+        self.by_module = None   # while importing: module file -> Record
+        self.owner = None       # while importing: the module running now
+        self.segmenting = False  # importing, with a tracer
+
+    # --- phases ---
+
+    def start_imports(self, root, tracer=None):
+        """Starts the import phase (once: it may begin before the initial
+        conftests are loaded, long before the collection)."""
+        if self.by_module is not None:
+            return
+        self.tracer = tracer
+        self.root_prefix = os.path.join(root, "")
+        self.by_module = {}
+        self.rec = Record()
+        self.owner = self._innermost_module(sys._getframe(1))
+        self.segmenting = tracer is not None
+        if tracer is not None:
+            tracer.start()
+
+    def importing(self):
+        return self.by_module is not None
+
+    def stop_imports(self):
+        """-> (Record of what ran outside any module's top level, {module
+        file: Record})."""
+        if self.by_module is None:
+            return Record(), {}
+        if self.segmenting:
+            self._boundary(exiting=True)
+        rec, by_module = self.rec, self.by_module
+        self.rec = self.by_module = None
+        self.segmenting = False
+        return rec, by_module
+
+    def start_test(self):
+        tracer = self.tracer
+        if tracer is not None:
+            if not tracer.intact():
+                # A test before this one replaced the hook: install it
+                # again, or every later test would fall back too.
+                tracer.stop()
+                tracer.start()
+            tracer.take()           # what ran between tests is no test's
+        self.rec, self.stack = Record(), []
+
+    def stop_test(self):
+        rec = self.rec
+        while self.stack:
+            rec = self.pop()
+        if self.tracer is not None:
+            rec.codes.extend(self.tracer.take())
+        self.rec = None
+        return rec
+
+    def testing(self):
+        return self.rec is not None and self.by_module is None
+
+    def push(self):
+        """A fixture's setup begins: its events get a Record of their own."""
+        if self.tracer is not None:
+            self.rec.codes.extend(self.tracer.take())
+        self.stack.append(self.rec)
+        self.rec = Record()
+
+    def pop(self):
+        """The setup ended: -> its Record, also merged into the enclosing
+        one (the test, or the fixture that requested this one)."""
+        rec = self.rec
+        if self.tracer is not None:
+            rec.codes.extend(self.tracer.take())
+        self.rec = self.stack.pop()
+        self.rec.merge(rec)
+        return rec
+
+    # --- the import phase: who owns what ---
+
+    def _innermost_module(self, f):
+        """The file of the innermost project module on the stack that is
+        running its top level, or None."""
+        prefix = self.root_prefix
+        while f is not None:
+            code = f.f_code
+            if code.co_name == "<module>" and \
+                    code.co_filename.startswith(prefix):
+                return code.co_filename
+            f = f.f_back
+        return None
+
+    def _owner_record(self, owner):
+        if owner is None:
+            return self.rec
+        rec = self.by_module.get(owner)
+        if rec is None:
+            rec = self.by_module[owner] = Record()
+        return rec
+
+    def _boundary(self, exiting=False, starts=None):
+        """An import begins or ends, or a module's top level starts.
+        Between two boundaries the code that ran belongs to the module
+        that was running after the first one or (a module may have ended
+        in between) the one running at the second; starts: the file of
+        the module about to run, when known."""
+        now = self._innermost_module(sys._getframe(2))
+        if self.tracer is not None:
+            codes = self.tracer.take()
+            if codes:
+                self._owner_record(self.owner).codes.extend(codes)
+                # When an import returns, what ran since the last boundary
+                # ran inside it: the importer (now) only gets it if it is
+                # a module; project code outside any (None) did not run.
+                if now != self.owner and (now is not None or not exiting):
+                    self._owner_record(now).codes.extend(codes)
+        self.owner = starts if starts is not None else now
+
+    # --- the hooks ---
+
+    def _wrap_imports(self):
+        """The "import" audit event fires only when the import statement
+        loads a module: not for importlib.import_module, and not for a
+        module already loaded.  Both are inputs, so note every call; while
+        modules are imported, each call is also a boundary between the
+        code of two modules."""
+        import builtins
+        import importlib
+
+        real_import = builtins.__import__
+        real_import_module = importlib.import_module
+        tracker = self
+
+        def tracked_import(name, globals=None, locals=None, fromlist=(),
+                           level=0):
+            if tracker.segmenting:
+                tracker._boundary()
+            try:
+                mod = real_import(name, globals, locals, fromlist, level)
+            finally:
+                if tracker.segmenting:
+                    tracker._boundary(exiting=not fromlist)
+            if tracker.rec is not None:
+                tracker._note_import(name, globals, fromlist, level)
+            return mod
+
+        def tracked_import_module(name, package=None):
+            if tracker.segmenting:
+                tracker._boundary()
+            try:
+                mod = real_import_module(name, package)
+            finally:
+                if tracker.segmenting:
+                    tracker._boundary(exiting=True)
+            if tracker.rec is not None:
+                tracker._note_import(getattr(mod, "__name__", name), None,
+                                     (), 0)
+            return mod
+
+        builtins.__import__ = tracked_import
+        importlib.import_module = tracked_import_module
+
+    def _note_import(self, name, globals, fromlist, level):
+        try:
+            if level:
+                package = (globals or {}).get("__package__") or ""
+                base = package.rsplit(".", level - 1)[0] if level > 1 \
+                    else package
+                name = base + "." + name if name else base
+            self._note("import", name, depth=3)
+            for sub in fromlist or ():
+                if sub != "*":
+                    self._note("import", name + "." + sub, depth=3)
+        except Exception:
+            pass                # an import hook must never break the test
+
+    @staticmethod
+    def _opened_path(args):
+        path, mode, flags = args
+        if isinstance(path, int):
+            return None
+        if mode is not None:
+            if "r" not in mode and "+" not in mode:
+                return None
+        elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
+            return None
+        path = os.fsdecode(path)
+        if not os.path.isabs(path):
+            path = os.path.join(os.getcwd(), path)
+        return path
+
+    def _note(self, what, value, depth=2):
+        """Adds value to the Record it belongs to.  depth: frames from here
+        up to the code that opened or imported."""
+        if self.by_module is None:
+            rec = self.rec
+            if what == "open":
+                if value not in rec.opened:
+                    rec.opened.add(value)
+                    # A directory read (a listing) is not a file input, and
+                    # its mtime moves whenever a file comes or goes in it.
+                    if not os.path.isdir(value):
+                        rec.sigs[value] = tc_inputs.stat_sig(value)
+            else:
+                rec.imported.add(value)
+            return
+        # The innermost project module running its top level owns it: the
+        # modules further out import that one (statically, or as a noted
+        # import of their own), so their closures reach it anyway.  Project
+        # code outside any module's top level (a conftest hook) makes it an
+        # input of every test.  With no project code on the stack at all it
+        # is pytest's own work (importing test modules, reading sources and
+        # its config), whose files are inputs already.
+        f = sys._getframe(depth)
+        project_code = False
+        while f is not None:
+            code = f.f_code
+            if code.co_filename.startswith(self.root_prefix):
+                if code.co_name == "<module>":
+                    rec = self._owner_record(code.co_filename)
+                    break
+                project_code = True
+            f = f.f_back
+        else:
+            if not project_code:
+                return
+            rec = self.rec
+        (rec.opened if what == "open" else rec.imported).add(value)
+
+    def _hook(self, event, args):
+        if self.rec is None:
+            return
+        try:
+            if event == "open":
+                path = self._opened_path(args)
+                if path is None or path.endswith(".pyc"):
+                    return
+                # Source read by the import system is noted as an import;
+                # any other read of a source file (inspect, linecache) is
+                # a read of the whole file.
+                if path.endswith(".py") and \
+                        sys._getframe(1).f_code.co_filename in \
+                        IMPORT_MACHINERY:
+                    return
+                self._note("open", path)
+            elif event == "import":
+                self._note("import", args[0])
+            elif event == "exec":
+                if self.segmenting:
+                    code = args[0]
+                    name = getattr(code, "co_filename", "")
+                    if getattr(code, "co_name", "") == "<module>" and \
+                            name.startswith(self.root_prefix):
+                        self._boundary(starts=name)
+                    else:
+                        self._boundary()
+            elif event in SPAWN_EVENTS and self.by_module is None:
+                self.rec.spawned = True
+        except Exception:
+            pass                # an audit hook must never break the test
