@@ -95,7 +95,7 @@ integration: all
 
 # The pytest plugin against a real tcached (contrib/pytest/tests).
 plugin: all
-	TCACHE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider contrib/pytest/tests
+	TCACHE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -n 2 -p no:cacheprovider contrib/pytest/tests
 
 # The shared acceptance script of the core contract, when it is present.
 acceptance: all
