@@ -330,3 +330,27 @@ def test_untracked_execution_falls_back_to_whole_files(tc, how):
     r = tc.run(*PRECISE)
     assert r.ran == {"tests/test_u.py::test_u"}, r
     assert r.outcomes == {"failed": 1}, r
+
+
+@pytest.mark.parametrize("path,old,new,word", [
+    ("pkg/util.py", "return 10", "return 11", "body"),
+    ("pkg/util.py", "def helper():", "def helper(x=1):", "interface"),
+])
+def test_explain_tells_a_body_change_from_an_interface_change(
+        precise_project, path, old, new, word):
+    tc = precise_project
+    test = "tests/test_body.py::test_calls_helper"
+    tc.edit(path, old, new)
+    cp = tc.daemon.cli("explain", "--test", test, check=False)
+    assert cp.returncode == 1, cp
+    assert "changed (%s): %s" % (word, path) in cp.stdout, cp.stdout
+    other = {"body": "interface", "interface": "body"}[word]
+    assert "changed (%s)" % other not in cp.stdout, cp.stdout
+    # A test that ran none of util's bodies is still a hit after a body
+    # change; after an interface change it is not.
+    cp = tc.daemon.cli("explain", "--test",
+                       "tests/test_body.py::test_calls_nothing", check=False)
+    if word == "body":
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+    else:
+        assert "changed (interface): pkg/util.py" in cp.stdout, cp.stdout
