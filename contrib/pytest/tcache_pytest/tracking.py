@@ -105,15 +105,19 @@ class Tracker:
         return rec, by_module
 
     def start_test(self):
+        self.rec, self.stack = Record(), []
         tracer = self.tracer
         if tracer is not None:
+            # What ran since the last test (a conftest hook, pytest's
+            # collection_finish) can leave state behind: it counts for the
+            # next test, which is conservative.
+            self.rec.codes.extend(tracer.take())
             if not tracer.intact():
                 # A test before this one replaced the hook: install it
                 # again, or every later test would fall back too.
                 tracer.stop()
                 tracer.start()
-            tracer.take()           # what ran between tests is no test's
-        self.rec, self.stack = Record(), []
+                self.rec.partial = True
 
     def stop_test(self):
         rec = self.rec
