@@ -200,6 +200,7 @@ class TcacheSession:
         self.tracker = Tracker.get()
         self.item = None            # the item running now
         self.fixtures = {}          # FixtureDef -> Record of its setup
+        self.requested = []         # FixtureDefs the running test got
         self.threads = ()           # threads alive when the test began
         self.code_files = {}        # id(code) -> (code, body file or None)
 
@@ -462,11 +463,20 @@ class TcacheSession:
         rec.partial = rec.partial or not self._tracked()
         item, self.item = self.item, None
         if item is not None and item.nodeid == nodeid:
-            for fixturedef in self._fixtures_of(item):
+            for fixturedef in self._fixtures_of(item) + self.requested:
                 done = self.fixtures.get(fixturedef)
                 if done is not None:
                     rec.merge(done)
+        self.requested = []
         self._finished(nodeid, reports, rec)
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item, nextitem):
+        """The fixtures the test got, request.getfixturevalue() included,
+        noted before pytest drops the test's request."""
+        request = getattr(item, "_request", None)
+        self.requested = list(getattr(request, "_fixture_defs", {}).values())
+        yield
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef, request):
@@ -485,14 +495,11 @@ class TcacheSession:
 
     @staticmethod
     def _fixtures_of(item):
-        """The fixture definitions a test used, requested by name or by
-        request.getfixturevalue()."""
+        """The fixture definitions a test requests by name, transitively."""
         defs = []
         info = getattr(item, "_fixtureinfo", None)
         for group in getattr(info, "name2fixturedefs", {}).values():
             defs.extend(group)
-        request = getattr(item, "_request", None)
-        defs.extend(getattr(request, "_fixture_defs", {}).values())
         return defs
 
     def _other_threads(self):
