@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """What the execution tracer of --tcache-precision=executed costs: a pure
 Python CPU workload of many small calls (recursive fib, method calls, a
-generator, a little standard-library json), timed with no tracer and under
+generator, subscripts of lists, dicts and a class with a Python
+__getitem__, a little standard-library json), timed with no tracer and under
 each tracer kind this interpreter has (contrib/pytest/tcache_pytest/tracer.py),
 and, for reference, the python kind's logic as a sys.settrace function.
 
@@ -14,7 +15,8 @@ and the ratio to no tracer.  Standard library only.
 Usage: bench/tracer_overhead.py [--runs N] [--intervals N] [--scale N]
                                 [--python INTERPRETER]...
 --python runs the same benchmark under other interpreters as well (e.g. a
-3.12 for the sys.monitoring kind).
+3.12 for the sys.monitoring kind, a 3.9 or 3.10 for frameeval on their frame
+layout).
 """
 
 import argparse
@@ -53,6 +55,26 @@ def squares(n):
         yield i * i
 
 
+class Grid:
+    """Subscripted through a Python __getitem__: on CPython 3.11.0 to
+    3.11.3 the frameeval kind keeps code with subscripts unspecialized
+    (see _tracer.c), which this measures."""
+
+    def __init__(self, n):
+        self.rows = [list(range(n)) for _ in range(n)]
+
+    def __getitem__(self, ij):
+        return self.rows[ij[0]][ij[1]]
+
+
+def subscript_sum(grid, table, n):
+    total = 0
+    for i in range(n):
+        for j in range(n):
+            total += grid[i, j] + table[j]
+    return total
+
+
 def chunk(scale):
     """One interval's work: about 50,000 Python function calls and
     generator resumptions at scale 1."""
@@ -62,6 +84,9 @@ def chunk(scale):
         p = p.moved(1)
         total += p.norm1()
     total += sum(squares(20000 * scale))
+    table = {j: j for j in range(60)}
+    for _ in range(scale):
+        total += subscript_sum(Grid(60), table, 60)
     total += sum(map(lambda s: len(s), (str(i) for i in range(5000 * scale))))
     total += len(json.dumps([{"a": i, "b": [i, str(i)]}
                              for i in range(300 * scale)]))
@@ -123,9 +148,10 @@ def run_once(kind, intervals, scale):
     if t is not None:
         intact = t.intact()
         t.stop()
-        # Every interval ran fib, Point's methods, squares, chunk and two
-        # lambdas/genexprs: a tracer that records nothing is broken.
-        assert intact and found >= 5 * intervals, (kind, found, intact)
+        # Every interval ran fib, Point's methods, squares, Grid's
+        # methods, chunk and two lambdas/genexprs: a tracer that records
+        # nothing (or misses __getitem__) is broken.
+        assert intact and found >= 8 * intervals, (kind, found, intact)
     return elapsed
 
 
@@ -134,6 +160,8 @@ def kinds_here():
     if hasattr(sys, "monitoring"):
         kinds.append("monitoring")
     module, why = tc_tracer.load_c_helper()
+    if module is not None and getattr(module, "HAVE_FRAMEEVAL", 0):
+        kinds.append("frameeval")
     if module is not None:
         kinds.append("c")
     else:

@@ -13,12 +13,45 @@
  * address alone could mistake a new code object at a freed one's address
  * for one already seen, and miss it.  take() drops the references.
  *
+ * The same Collector also serves the frameeval kind (CPython 3.9 to 3.11):
+ * instead of a profile function, a PEP 523 frame evaluation function that
+ * notes the frame's code object and hands the frame on.  See "frameeval"
+ * below.
+ *
  * Thread safety: every entry point runs with the GIL held and none of them
- * releases it while the table is in an inconsistent state.
+ * releases it while the table is in an inconsistent state.  Deciding a
+ * file's verdict runs Python code, which may switch threads (and, for the
+ * frameeval kind, re-enter note()): note() looks the table up afresh after
+ * it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+
+/* The frame evaluation hook: 3.9 made it settable through a function;
+ * 3.12 has sys.monitoring, which tracer.py prefers, and another frame
+ * layout. */
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030C0000
+#define HAVE_FRAMEEVAL 1
+#if PY_VERSION_HEX >= 0x030B0000
+/* 3.11 hands the hook a struct _PyInterpreterFrame, whose layout (f_code)
+ * only the internal headers give.  Py_BUILD_CORE is defined for that one
+ * header only, so that Python.h above kept its public meaning. */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_frame.h>
+#undef Py_BUILD_CORE
+typedef struct _PyInterpreterFrame EvalFrame;
+#include <opcode.h>
+#define GETITEM_GUARD 1
+#else
+typedef PyFrameObject EvalFrame;
+#endif
+#else
+#define HAVE_FRAMEEVAL 0
+#endif
+#ifndef GETITEM_GUARD
+#define GETITEM_GUARD 0
+#endif
 
 #include <stdint.h>
 #include <string.h>
@@ -84,8 +117,39 @@ table_grow(Collector *self)
 	return 0;
 }
 
+/* The threads inside classify(), each entry on its thread's C stack.  With
+ * the frameeval kind the functions classify() calls reach note() again, and
+ * would ask for their own files' verdicts without end: a thread already
+ * classifying leaves such code undecided (it is the tracer's own, never the
+ * project's).  A list, not a flag: another thread, switched to meanwhile,
+ * must still be able to classify its own files. */
+struct classifying {
+	PyThreadState *ts;
+	struct classifying *next;
+};
+static struct classifying *classifying;
+
+static int
+thread_classifying(PyThreadState *ts)
+{
+	for (struct classifying *c = classifying; c != NULL; c = c->next)
+		if (c->ts == ts)
+			return 1;
+	return 0;
+}
+
+static void
+unlink_classifying(struct classifying *me)
+{
+	struct classifying **pp = &classifying;
+	while (*pp != me)
+		pp = &(*pp)->next;
+	*pp = me->next;
+}
+
 /* Undecidable cases count as the project's: a spurious input costs a re-run,
- * a missing one a stale pass. */
+ * a missing one a stale pass.  -1: not decided now (this thread is already
+ * deciding another file's verdict). */
 static int
 file_verdict(Collector *self, PyObject *filename)
 {
@@ -94,7 +158,12 @@ file_verdict(Collector *self, PyObject *filename)
 		return v == Py_True;
 	if (PyErr_Occurred())
 		return 1;
+	struct classifying me = {PyThreadState_Get(), classifying};
+	if (thread_classifying(me.ts))
+		return -1;
+	classifying = &me;
 	v = PyObject_CallFunctionObjArgs(self->classify, filename, NULL);
+	unlink_classifying(&me);
 	if (v == NULL)
 		return 1;
 	int r = PyObject_IsTrue(v);
@@ -102,6 +171,7 @@ file_verdict(Collector *self, PyObject *filename)
 	return r != 0;
 }
 
+/* 1 if code is a function of the project's, 0 if not, -1 if undecided. */
 static int
 is_project(Collector *self, PyCodeObject *code)
 {
@@ -129,29 +199,44 @@ is_project(Collector *self, PyCodeObject *code)
 /* Remembers code for this interval.  Never raises: a failure sets
  * self->failed, which makes the record untrustworthy, and clears the error
  * so that the traced program does not see it. */
-static void
-note(Collector *self, PyCodeObject *code)
+/* The slot holding p, or the empty slot where it belongs. */
+static inline size_t
+probe(Collector *self, PyObject *p)
 {
-	PyObject *p = (PyObject *)code;
 	size_t i = slot_of(p, self->cap);
 	for (;;) {
 		PyObject *q = self->slots[i];
-		if (q == p)
-			return;
-		if (q == NULL)
-			break;
+		if (q == p || q == NULL)
+			return i;
 		i = (i + 1) & (self->cap - 1);
 	}
+}
+
+static void
+note_new(Collector *self, PyCodeObject *code)
+{
+	PyObject *p = (PyObject *)code;
+	/* Deciding may run Python code: another thread may take() or stop()
+	 * meanwhile, or this one note other code.  Hold self, and look the
+	 * table up again afterwards. */
+	Py_INCREF(self);
+	Py_INCREF(p);
+	int project = is_project(self, code);
+	if (project < 0)
+		goto out;	/* seen again later, and decided then */
+	size_t i = probe(self, p);
+	if (self->slots[i] == p)
+		goto out;	/* noted meanwhile */
 	/* Only reachable after growing failed: keep an empty slot so that
 	 * probing always ends. */
 	if (self->used + 2 > self->cap) {
 		self->failed = 1;
-		return;
+		goto out;
 	}
-	if (is_project(self, code) && PyList_Append(self->found, p) < 0) {
+	if (project && PyList_Append(self->found, p) < 0) {
 		PyErr_Clear();
 		self->failed = 1;
-		return;
+		goto out;
 	}
 	Py_INCREF(p);
 	self->slots[i] = p;
@@ -159,6 +244,16 @@ note(Collector *self, PyCodeObject *code)
 	 * table merely fills further; the check above guards the end. */
 	if (++self->used * 2 > self->cap && table_grow(self) < 0)
 		PyErr_Clear();
+out:
+	Py_DECREF(p);
+	Py_DECREF(self);
+}
+
+static inline void
+note(Collector *self, PyCodeObject *code)
+{
+	if (self->slots[probe(self, (PyObject *)code)] != (PyObject *)code)
+		note_new(self, code);
 }
 
 /* After stop(): another thread that still has our hook drops it at its next
@@ -204,6 +299,176 @@ install(Collector *self)
 	self->installing = PyThreadState_Get();
 	PyEval_SetProfile(profile, (PyObject *)self);
 	self->installing = NULL;
+}
+
+/* --- frameeval ------------------------------------------------------------
+ *
+ * With a profile function CPython 3.11 runs every frame in tracing mode (no
+ * specialized instructions, an event per call and return), which nearly
+ * triples the time of call-heavy code.  A frame evaluation function (PEP
+ * 523) is called once per frame evaluation instead: every Python function
+ * call and every resumption of a generator or coroutine (send, throw, close
+ * and next all evaluate the frame anew), in every thread of the
+ * interpreter, including threads that were running before install.  The
+ * price on 3.11 is that Python-to-Python calls are no longer inlined into
+ * the running _PyEval_EvalFrameDefault.
+ *
+ * The hook is the interpreter's, not a thread's, and there is one: at most
+ * one Collector is active at a time (the last installed).
+ *
+ * Another hook already installed (a debugger's, pydevd's) is chained to,
+ * not refused: ours runs first for every frame and then hands it on, so the
+ * record stays complete, and a session under a debugger keeps its
+ * precision instead of distrusting every record.  The one refusal: our
+ * function may still be inside someone else's chain (they installed theirs
+ * over ours, so we could not take ours out at stop); chaining to theirs
+ * again could then call ours, theirs, ours... without end. */
+#if HAVE_FRAMEEVAL
+static Collector *active;	/* strong reference; NULL: pass frames on */
+static _PyFrameEvalFunction prev_eval = _PyEval_EvalFrameDefault;
+static int in_chain;		/* tc_eval was installed and not taken out */
+
+#if GETITEM_GUARD
+/* CPython 3.11.0 to 3.11.3 (gh-104405, fixed in 3.11.4): the specialized
+ * BINARY_SUBSCR_GETITEM pushes the frame of a __getitem__ written in Python
+ * without calling the frame evaluation function, so that function would
+ * never be recorded: a stale pass.  Only the adaptive form of BINARY_SUBSCR
+ * turns into BINARY_SUBSCR_GETITEM.  So before a code object containing a
+ * BINARY_SUBSCR first runs in an interval, its subscripts are made the
+ * plain instruction, which never specializes (a quickened one keeps its
+ * inline cache, which the plain instruction skips), and the code is kept
+ * from being quickened later (co_warmup 0 reads as "done"), since
+ * quickening may happen in the middle of a frame (at a backward jump),
+ * long after the frame passed through tc_eval.  Such code runs without
+ * the specializing interpreter's help; other code keeps it. */
+static int getitem_guard;
+
+static void
+guard_subscripts(PyCodeObject *code)
+{
+	PyObject *base = PyCode_GetCode(code);	/* unquickened, cached */
+	if (base == NULL) {
+		PyErr_Clear();
+		return;
+	}
+	const _Py_CODEUNIT *b = (const _Py_CODEUNIT *)PyBytes_AS_STRING(base);
+	Py_ssize_t n = PyBytes_GET_SIZE(base) / (Py_ssize_t)sizeof *b;
+	_Py_CODEUNIT *adaptive = _PyCode_CODE(code);
+	int any = 0;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		/* Inline caches read as CACHE (0) in the unquickened copy. */
+		if (_Py_OPCODE(b[i]) != BINARY_SUBSCR)
+			continue;
+		any = 1;
+		if (_Py_OPCODE(adaptive[i]) != BINARY_SUBSCR)
+			adaptive[i] = _Py_MAKECODEUNIT(BINARY_SUBSCR,
+						       _Py_OPARG(adaptive[i]));
+	}
+	if (any)
+		code->co_warmup = 0;
+	Py_DECREF(base);
+}
+#endif
+
+static PyObject *
+tc_eval(PyThreadState *ts, EvalFrame *frame, int throwflag)
+{
+	Collector *self = active;
+	if (self != NULL) {
+#if GETITEM_GUARD
+		PyCodeObject *code = frame->f_code;
+		if (self->slots[probe(self, (PyObject *)code)] !=
+		    (PyObject *)code) {
+			if (getitem_guard) {
+				/* As at any other frame entry, an exception
+				 * may be pending (a throw() into a
+				 * generator). */
+				PyObject *t, *v, *tb;
+				PyErr_Fetch(&t, &v, &tb);
+				guard_subscripts(code);
+				PyErr_Restore(t, v, tb);
+			}
+			note_new(self, code);
+		}
+#else
+		note(self, frame->f_code);
+#endif
+	}
+	return prev_eval(ts, frame, throwflag);
+}
+
+static PyInterpreterState *
+interp_here(void)
+{
+	return PyThreadState_Get()->interp;
+}
+#endif
+
+static PyObject *
+Collector_eval_install(Collector *self, PyObject *unused)
+{
+	(void)unused;
+#if HAVE_FRAMEEVAL
+	PyInterpreterState *interp = interp_here();
+	_PyFrameEvalFunction cur = _PyInterpreterState_GetEvalFrameFunc(interp);
+	if (cur != tc_eval) {
+		if (in_chain && cur != _PyEval_EvalFrameDefault)
+			Py_RETURN_FALSE;
+		prev_eval = cur;
+		in_chain = 1;
+	}
+	self->stopped = 0;
+	self->failed = 0;
+	Collector *old = active;
+	Py_INCREF(self);
+	active = self;
+	if (cur != tc_eval)
+		_PyInterpreterState_SetEvalFrameFunc(interp, tc_eval);
+	Py_XDECREF(old);
+	Py_RETURN_TRUE;
+#else
+	(void)self;
+	PyErr_SetString(PyExc_RuntimeError,
+			"no frame evaluation hook on this Python");
+	return NULL;
+#endif
+}
+
+/* Stops recording; puts back the previous function if ours is still the
+ * interpreter's and no other Collector took over. */
+static PyObject *
+Collector_eval_uninstall(Collector *self, PyObject *unused)
+{
+	(void)unused;
+	self->stopped = 1;
+#if HAVE_FRAMEEVAL
+	if (active != self)
+		Py_RETURN_NONE;
+	active = NULL;
+	PyInterpreterState *interp = interp_here();
+	if (_PyInterpreterState_GetEvalFrameFunc(interp) == tc_eval) {
+		_PyInterpreterState_SetEvalFrameFunc(interp, prev_eval);
+		in_chain = 0;
+	}
+	Py_DECREF(self);	/* may be the last reference: self unused after */
+#endif
+	Py_RETURN_NONE;
+}
+
+/* True while this Collector records every frame: the interpreter's hook is
+ * still ours, no other Collector took over, no allocation failed. */
+static PyObject *
+Collector_eval_intact(Collector *self, PyObject *unused)
+{
+	(void)unused;
+#if HAVE_FRAMEEVAL
+	return PyBool_FromLong(active == self && !self->failed &&
+			       _PyInterpreterState_GetEvalFrameFunc(
+				       interp_here()) == tc_eval);
+#else
+	(void)self;
+	Py_RETURN_FALSE;
+#endif
 }
 
 static PyObject *
@@ -381,6 +646,12 @@ static PyMethodDef Collector_methods[] = {
 	 "Project code objects seen since the last take(); start anew."},
 	{"failed", (PyCFunction)Collector_failed, METH_NOARGS,
 	 "Whether an allocation failed since install()."},
+	{"eval_install", (PyCFunction)Collector_eval_install, METH_NOARGS,
+	 "Record through the frame evaluation hook; False if refused."},
+	{"eval_uninstall", (PyCFunction)Collector_eval_uninstall, METH_NOARGS,
+	 "Stop recording; put back the previous frame evaluation hook."},
+	{"eval_intact", (PyCFunction)Collector_eval_intact, METH_NOARGS,
+	 "Whether the frame evaluation hook still records for us."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -413,6 +684,17 @@ PyInit__tracer(void)
 	PyObject *m = PyModule_Create(&tracer_module);
 	if (m == NULL)
 		return NULL;
+#if GETITEM_GUARD
+	getitem_guard = Py_Version < 0x030B0400;
+	if (PyModule_AddIntConstant(m, "GETITEM_GUARD", getitem_guard) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
+#endif
+	if (PyModule_AddIntConstant(m, "HAVE_FRAMEEVAL", HAVE_FRAMEEVAL) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
 	Py_INCREF(&Collector_Type);
 	if (PyModule_AddObject(m, "Collector", (PyObject *)&Collector_Type) < 0) {
 		Py_DECREF(&Collector_Type);

@@ -2,12 +2,14 @@
 interval, under each tracer kind this interpreter has.  Plain tests, in
 process (no pytester, no tcached).
 
-The monitoring kind needs Python >= 3.12: test_under_other_python runs this
-same file under any such interpreter found here (Debian's pure-Python pytest
-on its path), so that every scenario below runs for that kind too.
+The monitoring kind needs Python >= 3.12, the frameeval kind 3.9 to 3.11:
+test_under_other_python runs this same file under the other interpreters
+found here (Debian's pure-Python pytest on their path), so that every
+scenario below runs for those kinds too.
 """
 
 import asyncio
+import ctypes
 import glob
 import importlib.util
 import inspect
@@ -77,6 +79,23 @@ def wait_then(ev, go, out):
     go.wait()
     out.append(h())
     out.append(sys.getprofile())
+
+def spin(ready, go, out):
+    ready.set()
+    while not go.is_set():
+        pass
+    out.append(f(0))
+
+class Seq:
+    def __getitem__(self, i):
+        return i
+
+def subscripts(n):
+    s = Seq()
+    t = 0
+    for i in range(n):
+        t += s[i]
+    return t
 '''
 
 # A sibling directory whose name extends the project's: its code must not
@@ -104,13 +123,42 @@ def available_kinds():
     kinds = []
     if hasattr(sys, "monitoring"):
         kinds.append("monitoring")
-    if tc.load_c_helper()[0] is not None:
+    helper = tc.load_c_helper()[0]
+    if helper is not None and helper.HAVE_FRAMEEVAL:
+        kinds.append("frameeval")
+    if helper is not None:
         kinds.append("c")
     kinds.append("python")
     return kinds
 
 
 KINDS = available_kinds()
+ALL_THREADS = ("monitoring", "frameeval")     # see threads older than start()
+
+
+# The interpreter's frame evaluation function, through the C API itself:
+# what the frameeval kind installs and must put back.
+def _api(name, restype, *argtypes):
+    fn = getattr(ctypes.pythonapi, name)
+    fn.restype, fn.argtypes = restype, list(argtypes)
+    return fn
+
+
+def eval_hook():
+    interp = _api("PyInterpreterState_Get", ctypes.c_void_p)()
+    return _api("_PyInterpreterState_GetEvalFrameFunc", ctypes.c_void_p,
+                ctypes.c_void_p)(interp)
+
+
+def set_eval_hook(addr):
+    interp = _api("PyInterpreterState_Get", ctypes.c_void_p)()
+    _api("_PyInterpreterState_SetEvalFrameFunc", None, ctypes.c_void_p,
+         ctypes.c_void_p)(interp, addr)
+
+
+def default_eval_hook():
+    return ctypes.cast(ctypes.pythonapi._PyEval_EvalFrameDefault,
+                       ctypes.c_void_p).value
 
 
 @pytest.fixture
@@ -153,6 +201,8 @@ def run(request, project):
     for t in r.tracers:
         t.stop()
     assert sys.getprofile() is None or request.param == "monitoring"
+    if request.param == "frameeval":
+        assert eval_hook() == default_eval_hook(), "stop() put it back"
 
 
 def names(codes):
@@ -339,11 +389,60 @@ def test_thread_keeps_recording_across_intervals(run):
     assert "h" in got and "f" not in got, got
 
 
+def test_thread_started_before_start(run):
+    """A thread already running at start(): the kinds that see every
+    thread record what it calls from then on."""
+    if run.kind not in ALL_THREADS:
+        pytest.skip("the profile-hook kinds follow new threads only")
+    mod, _ = run.load()
+    ready, go, out = threading.Event(), threading.Event(), []
+    th = threading.Thread(target=mod.spin, args=(ready, go, out))
+    th.start()
+    try:
+        ready.wait()
+        t = run.tracer()
+        assert t.all_threads
+        t.start()
+        t.take()
+    finally:
+        go.set()
+        th.join()
+    assert out == [1]
+    assert names(t.take()) == ["f"]
+    assert t.intact()
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_subscript_getitem(run, warm):
+    """A __getitem__ written in Python, called by subscripts that CPython
+    3.11 specializes (BINARY_SUBSCR_GETITEM, which 3.11.0 to 3.11.3 run
+    without the frame evaluation hook), before start() or after."""
+    mod, _ = run.load()
+    if warm:
+        mod.subscripts(5000)
+    t = run.tracer()
+    t.start()
+    for _ in range(3):
+        assert mod.subscripts(5000) == 4999 * 5000 // 2
+        assert names(t.take()) == ["__getitem__", "subscripts"]
+    seq = mod.Seq()
+    for i in range(100):            # from this (non-project) file
+        assert _subscript(seq, i) == i
+    assert names(t.take()) == ["__getitem__"]
+
+
+def _subscript(x, i):
+    # In its own function: the rest of a function already running at
+    # start() is not seen (the module's docstring), and on 3.11.0 to 3.11.3
+    # a subscript in it may even be specialized.
+    return x[i]
+
+
 @pytest.mark.parametrize("how", ["none", "other", "restored", "in_thread",
                                  "threading"])
 def test_intact_false_after_replacement(run, how):
-    if run.kind == "monitoring" and how != "threading":
-        pytest.skip("sys.setprofile does not touch sys.monitoring")
+    if run.kind in ALL_THREADS and how != "threading":
+        pytest.skip("sys.setprofile does not touch %s" % run.kind)
     mod, _ = run.load()
     t = run.tracer()
     t.start()
@@ -365,11 +464,14 @@ def test_intact_false_after_replacement(run, how):
         if run.kind == "monitoring":
             # The counterpart for sys.monitoring: our events switched off.
             sys.monitoring.set_events(t._tool, 0)
+        elif run.kind == "frameeval":
+            # ... and for frameeval: the default evaluation put back.
+            set_eval_hook(default_eval_hook())
         else:
             threading.setprofile(None)
     assert not t.intact()
     if how in ("restored", "in_thread"):
-        assert sys.getprofile() is not None and run.kind != "monitoring"
+        assert sys.getprofile() is not None and run.kind not in ALL_THREADS
     mod.f(2)
     t.take()
     assert not t.intact(), "stays false until start() again"
@@ -426,6 +528,101 @@ def test_stop_records_nothing_more(run):
     assert names(t.take()) == ["f", "wait_then"]
     assert t.take() == []
     assert not t.intact()
+
+
+def _foreign_helper(tmp_path):
+    """Another frame evaluation hook, as a debugger would install: a second
+    copy of the compiled helper, with its own hook function and state."""
+    module, why = tc.load_c_helper()
+    assert module is not None, why
+    path = tmp_path / ("other" + os.path.basename(module.__file__)[7:])
+    shutil.copyfile(module.__file__, str(path))
+    spec = importlib.util.spec_from_file_location("tc_foreign._tracer",
+                                                  str(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+needs_frameeval = pytest.mark.skipif("frameeval" not in KINDS,
+                                     reason="needs CPython 3.9 to 3.11")
+
+
+@needs_frameeval
+def test_frameeval_chains_to_a_hook_already_there(project, tmp_path):
+    foreign = _foreign_helper(tmp_path)
+    theirs_seen = {}
+    theirs = foreign.Collector(theirs_seen,
+                               lambda fn: theirs_seen.setdefault(fn, False))
+    r = Run(project, "frameeval")
+    mod, _ = r.load()
+    assert theirs.eval_install()
+    their_hook = eval_hook()
+    assert their_hook != default_eval_hook()
+    try:
+        t = r.tracer()
+        t.start()
+        assert eval_hook() != their_hook
+        mod.f(1)
+        assert names(t.take()) == ["f"]
+        assert t.intact()
+        assert mod.f.__code__.co_filename in theirs_seen, "chained to"
+        t.stop()
+        assert eval_hook() == their_hook, "stop() put theirs back"
+        mod.f(1)
+        assert t.take() == []
+    finally:
+        theirs.eval_uninstall()
+    assert eval_hook() == default_eval_hook()
+
+
+@needs_frameeval
+def test_frameeval_hook_installed_over_ours(project, tmp_path):
+    foreign = _foreign_helper(tmp_path)
+    theirs = foreign.Collector({}, lambda fn: False)
+    r = Run(project, "frameeval")
+    mod, _ = r.load()
+    t = r.tracer()
+    t.start()
+    try:
+        assert theirs.eval_install()    # over ours: they chain to ours
+        assert not t.intact()
+        t.stop()                        # cannot take ours out of theirs
+        assert eval_hook() not in (None, default_eval_hook())
+        # Starting again would chain to theirs, which calls ours: refused,
+        # and said so.
+        t.start()
+        assert not t.intact() and t.why_not
+        mod.f(1)
+        t.stop()
+    finally:
+        theirs.eval_uninstall()         # puts ours back, as theirs chained
+    t.start()
+    assert t.intact() and t.why_not is None
+    mod.h()
+    assert names(t.take()) == ["h"]
+    t.stop()
+    assert eval_hook() == default_eval_hook()
+
+
+@needs_frameeval
+def test_frameeval_second_tracer_takes_over(project):
+    r = Run(project, "frameeval")
+    mod, _ = r.load()
+    t1, t2 = r.tracer(), r.tracer()
+    try:
+        t1.start()
+        t2.start()
+        assert t2.intact() and not t1.intact()
+        mod.f(1)
+        assert names(t2.take()) == ["f"] and t1.take() == []
+        t1.stop()                       # not the active one: no change
+        mod.h()
+        assert names(t2.take()) == ["h"] and t2.intact()
+    finally:
+        t2.stop()
+        t1.stop()
+    assert eval_hook() == default_eval_hook()
 
 
 def test_monitoring_one_callback_per_interval(project):
@@ -496,8 +693,17 @@ def test_monitoring_leaves_other_tools_alone(project):
 def test_default_kind(tmp_path, monkeypatch):
     monkeypatch.delenv("TCACHE_TRACER", raising=False)
     t = tc.make_tracer(str(tmp_path) + os.sep)
-    expected = KINDS[0]
+    expected = [k for k in KINDS if k != "frameeval" or
+                sys.version_info[:2] in tc.FRAMEEVAL_PREFERRED][0]
     assert t.kind == expected
+    if "frameeval" in KINDS:
+        assert sys.version_info[:2] in tc.FRAMEEVAL_PREFERRED
+        monkeypatch.setenv("TCACHE_TRACER", "frameeval")
+        t = tc.make_tracer(str(tmp_path) + os.sep)
+        assert t.kind == "frameeval" and t.all_threads
+    elif sys.version_info >= (3, 12):
+        monkeypatch.setenv("TCACHE_TRACER", "frameeval")
+        assert tc.make_tracer(str(tmp_path) + os.sep).kind == "c"
     monkeypatch.setenv("TCACHE_TRACER", "python")
     assert tc.make_tracer(str(tmp_path) + os.sep).kind == "python"
     monkeypatch.setenv("TCACHE_TRACER", "bogus")
@@ -526,6 +732,9 @@ def test_c_build_failure_falls_back_to_python(project, tmp_path, monkeypatch,
     _fresh_cache(monkeypatch, tmp_path, cc)
     monkeypatch.delenv("TCACHE_TRACER", raising=False)
     try:
+        t = tc.make_tracer(str(project) + os.sep, "frameeval")
+        assert t.kind == "python"
+        assert why in t.why_not_c, t.why_not_c
         t = tc.make_tracer(str(project) + os.sep, "c")
         assert t.kind == "python"
         assert why in t.why_not_c, t.why_not_c
@@ -629,39 +838,58 @@ def test_c_source_warning_free(tmp_path, compiler):
     assert (r.returncode, r.stdout.decode()) == (0, ""), shlex.join(argv)
 
 
-# --- the same scenarios under Python >= 3.12 (the monitoring kind) ---------
+# --- the same scenarios under other Pythons: >= 3.12 (the monitoring kind),
+# --- 3.9 and 3.10 (frameeval on their own frame layout) ---------------------
+
+_PYTEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(
+    pytest.__file__)))
+
 
 def _other_pythons():
-    """Interpreters >= 3.12 here, one per real executable (pyenv's shims
-    and its versions name the same ones)."""
+    """Interpreters of another minor version than this one, 3.9 and up,
+    that can run Debian's pytest (3.9 and 3.10 need its exceptiongroup and
+    tomli), one per real executable (pyenv's shims and its versions name
+    the same ones): [(executable, kind expected)]."""
     found = {}
-    cands = [shutil.which("python3.%d" % v) for v in range(12, 20)]
-    cands += sorted(glob.glob("/root/.pyenv/versions/3.1[2-9]*/bin/python3"))
+    cands = [shutil.which("python3.%d" % v) for v in range(9, 20)]
+    cands += sorted(glob.glob("/root/.pyenv/versions/3.9*/bin/python3"))
+    cands += sorted(glob.glob("/root/.pyenv/versions/3.1[0-9]*/bin/python3"))
+    probe = ("import sys; v = sys.version_info[:2]; "
+             "v < (3, 11) and __import__('exceptiongroup') and "
+             "__import__('tomli'); print(sys.executable); print(*v)")
+    env = dict(os.environ, PYTHONPATH=_PYTEST_DIR)
     for c in cands:
         if not c or not os.access(c, os.X_OK):
             continue
         try:
-            r = subprocess.run([c, "-c", "import sys; print(sys.executable)"],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, timeout=60)
+            r = subprocess.run([c, "-c", probe], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, timeout=60,
+                               env=env)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        exe = r.stdout.decode().strip()
-        if r.returncode == 0 and exe:
-            found.setdefault(os.path.realpath(exe), exe)
-    return list(found.values())
+        out = r.stdout.decode().split("\n")
+        if r.returncode != 0 or len(out) < 2 or not out[0]:
+            continue
+        v = tuple(int(x) for x in out[1].split())
+        if v == sys.version_info[:2] or v == (3, 11):
+            continue
+        kind = "monitoring" if v >= (3, 12) else "frameeval"
+        found.setdefault(os.path.realpath(out[0]), (out[0], kind))
+    return sorted(found.values())
 
 
-OTHER_PYTHONS = [] if hasattr(sys, "monitoring") else _other_pythons()
+# Set in the runs below, which must not start runs of their own.
+NESTED = "TCACHE_TRACER_TEST_NESTED"
+OTHER_PYTHONS = [] if os.environ.get(NESTED) else _other_pythons()
 
 
-@pytest.mark.skipif(not OTHER_PYTHONS, reason="no Python >= 3.12 here")
-@pytest.mark.parametrize("python", OTHER_PYTHONS or [None])
-def test_under_other_python(python):
-    pytest_dir = os.path.dirname(os.path.dirname(os.path.abspath(
-        pytest.__file__)))
+@pytest.mark.skipif(not OTHER_PYTHONS, reason="no other Python here")
+@pytest.mark.parametrize("python,kind", OTHER_PYTHONS or [(None, None)])
+def test_under_other_python(python, kind):
+    pytest_dir = _PYTEST_DIR
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
                PYTHONPATH=pytest_dir, PYTHONDONTWRITEBYTECODE="1")
+    env[NESTED] = "1"
     env.pop("TCACHE_TRACER", None)
     r = subprocess.run([python, "-m", "pytest", "-v", "-p",
                         "no:cacheprovider", "-p", "no:warnings",
@@ -670,7 +898,10 @@ def test_under_other_python(python):
                        stderr=subprocess.STDOUT, timeout=600)
     out = r.stdout.decode("utf-8", "replace")
     assert r.returncode == 0, out
-    passed_monitoring = [line for line in out.splitlines()
-                         if "[monitoring" in line and "PASSED" in line]
-    assert len(passed_monitoring) >= 10, out
-    assert "test_monitoring_one_callback_per_interval PASSED" in out, out
+    passed = [line for line in out.splitlines()
+              if "[%s" % kind in line and "PASSED" in line]
+    assert len(passed) >= 10, out
+    specific = ("test_monitoring_one_callback_per_interval"
+                if kind == "monitoring" else
+                "test_frameeval_chains_to_a_hook_already_there")
+    assert specific + " PASSED" in out, out
