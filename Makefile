@@ -37,7 +37,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench install valgrind clang plugin
+        bench bench-precision install valgrind clang plugin
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
 
@@ -137,10 +137,17 @@ clang:
 
 # Benchmarks (not in make check).  The pytest plugin on networkx's own
 # suite, as Debian ships it: plain, cold, warm, after edits, side by side.
-BENCH_DEBS = python3-networkx
+# bench-precision: --tcache-precision=executed next to pytest-testmon (run
+# from its source in a git mirror, see bench/testmon_compare.py) on the same
+# edits, with coverage's per-test count as a second reference (~15 min).
+BENCH_DEBS = python3-networkx python3-coverage git
 bench: all
 	@sh scripts/deps.sh $(BENCH_DEBS)
 	$(PYTHON) bench/pytest_suite.py $(BENCH_ARGS)
+
+bench-precision: all
+	@sh scripts/deps.sh $(BENCH_DEBS)
+	$(PYTHON) bench/testmon_compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

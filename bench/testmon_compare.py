@@ -64,6 +64,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -75,8 +76,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # The copy, the check that the tests import it and the summary line are
 # done as bench/pytest_suite.py does them.
-from pytest_suite import (PYTHON, check_copy_imported, copy_package,  # noqa
-                          find_package, parse_summary)
+from pytest_suite import (PYTHON, Daemon, check_copy_imported,  # noqa
+                          copy_package, find_package, parse_summary)
+
+TOP = os.path.dirname(HERE)
+CACHED = re.compile(r"\((\d+) cached, ")
 
 MIRROR = "/work/.mirror/tarpas+pytest-testmon/repo"
 TESTMON_REF = "v2.2.0"
@@ -344,7 +348,8 @@ def body_lines(text, func, rel):
 # --- running pytest ---
 
 class Runner:
-    def __init__(self, root, work, env, paths):
+    def __init__(self, root, work, env, paths, tcache_sock=None):
+        self.tcache_sock = tcache_sock
         self.root = root
         self.work = work
         self.env = env
@@ -355,7 +360,8 @@ class Runner:
         self.db = os.path.join(root, ".testmondata")
 
     def run(self, label, testmon=False, extra=(), targets=None,
-            coverage_rc=None):
+            coverage_rc=None, tcache=None):
+        """tcache: None, or the list of extra --tcache options."""
         self.n += 1
         base = os.path.join(self.logdir, "%02d-%s" % (
             self.n, "".join(c if c.isalnum() else "_" for c in label)))
@@ -367,6 +373,9 @@ class Runner:
                  "--rootdir=" + self.root]
         if testmon:
             args += ["-p", "testmon.pytest_testmon", "--testmon"]
+        if tcache is not None:
+            args += ["-p", "tcache_pytest.plugin", "--tcache",
+                     "--tcache-socket=" + self.tcache_sock] + list(tcache)
         args += list(extra)
         args += targets if targets is not None else self.paths
         t0 = time.monotonic()
@@ -397,8 +406,19 @@ class Runner:
             die("%s: INTERNALERROR; see %s.log" % (label, base))
         line = parse_summary(r.stdout)["line"]
         note("  %-34s %7.2f s  %s" % (label, wall, line or "(no summary)"))
+        if tcache is not None and "tcache: daemon unavailable" in r.stdout:
+            die("%s: the plugin found tcached unavailable; see %s.log"
+                % (label, base))
+        m = CACHED.search(line or "")
+        cached = int(m.group(1)) if m else 0
+        # Skips and xfails are never cached; testmon does not select them
+        # either (it knows their outcome): ran_run counts the tests that
+        # ran and passed or failed, the fair count to compare.
+        decided = sum(1 for v in outcomes.values()
+                      if v not in ("skipped", "xfailed", "xpassed"))
         return dict(label=label, wall_s=round(wall, 3), rc=r.returncode,
-                    line=line, outcomes=outcomes)
+                    line=line, outcomes=outcomes,
+                    ran=len(outcomes) - cached, ran_run=decided - cached)
 
     def snapshot_db(self, dest):
         shutil.copyfile(self.db, dest)
@@ -476,6 +496,10 @@ def main():
                                                    "testmon.json"))
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (logs, outcomes)")
+    ap.add_argument("--tcached", default=os.path.join(TOP, "build",
+                                                      "tcached"))
+    ap.add_argument("--plugin-dir", default=os.path.join(TOP, "contrib",
+                                                         "pytest"))
     opts = ap.parse_args()
 
     src = find_package(PACKAGE)
@@ -505,15 +529,29 @@ def run_all(opts, src, work):
     with open(os.path.join(probe_dir, "tmc_probe.py"), "w") as f:
         f.write(PROBE)
     pkgdir = copy_package(src, root, PACKAGE)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tm_src, probe_dir]))
+    if not os.access(opts.tcached, os.X_OK):
+        die("%s not built: run make" % opts.tcached)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [tm_src, probe_dir, opts.plugin_dir]))
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONDONTWRITEBYTECODE",
                  "COVERAGE_PROCESS_START", "COVERAGE_RCFILE",
                  "TMNET_API_KEY"):
         env.pop(name, None)
     check_copy_imported(root, PACKAGE, pkgdir, env, work)
     paths = QUICK_PATHS if opts.quick else [PACKAGE]
+    daemon = Daemon(opts.tcached, work)
+    try:
+        return measure(opts, src, work, t_start, load_before, tm_src,
+                       tm_ref, root, pkgdir, env, paths, daemon)
+    finally:
+        daemon.stop()
+
+
+def measure(opts, src, work, t_start, load_before, tm_src, tm_ref, root,
+            pkgdir, env, paths, daemon):
+    pytest_v, coverage_v, xdist_v, testmon_v = tool_versions(tm_src)
     tree = Tree(root)
-    runner = Runner(root, work, env, paths)
+    runner = Runner(root, work, env, paths, daemon.sock)
     note("testmon_compare: %s from %s in %s; testmon %s (%s)" % (
         PACKAGE, src, root, testmon_v, tm_ref))
 
@@ -539,6 +577,14 @@ def run_all(opts, src, work):
     runner.snapshot_db(s0)
     db_bytes = os.path.getsize(s0)
     warm = runner.run("testmon warm (no edit)", testmon=True)
+    # tcache beside it: cold records; every later run only looks up
+    # (readonly), so each edit is measured from the cold run's entries.
+    precise = ["--tcache-precision=executed"]
+    readonly = precise + ["--tcache-readonly"]
+    tc_cold = runner.run("tcache executed cold", tcache=precise)
+    same_as_plain(tc_cold, plain["outcomes"])
+    tc_warm = runner.run("tcache executed warm (no edit)", tcache=readonly)
+    same_as_plain(tc_warm, plain["outcomes"])
 
     # The reference: coverage of the pristine tree.
     edited = {rel for rel, _ in BODY_EDITS} | {e[1] for e in FAILING_EDITS}
@@ -561,12 +607,19 @@ def run_all(opts, src, work):
         line = tree.body_edit(rel, func)
         runner.restore_db(s0)
         res = runner.run("testmon after _ = 0 in %s" % func, testmon=True)
+        tc = runner.run("tcache after _ = 0 in %s" % func, tcache=readonly)
         tree.restore()
         same_as_plain(res, plain["outcomes"])
+        same_as_plain(tc, plain["outcomes"])
         row = dict(file=rel, function=func, line=line,
                    edit="_ = 0 at the start of the body",
                    testmon_selected=len(res["outcomes"]),
-                   testmon_s=res["wall_s"], testmon_line=res["line"])
+                   testmon_s=res["wall_s"], testmon_line=res["line"],
+                   tcache_ran=tc["ran"], tcache_ran_run=tc["ran_run"],
+                   tcache_s=tc["wall_s"], tcache_line=tc["line"])
+        row["tcache_over_testmon_ratio"] = round(
+            tc["ran_run"] / max(len(res["outcomes"]), 1), 3)
+        row["tcache_over_testmon_goal"] = 1.5
         row.update(cov_counts(rel, func))
         body_rows.append(row)
 
@@ -590,7 +643,10 @@ def run_all(opts, src, work):
             truth_failed = set()
         runner.restore_db(s0)
         res = runner.run("testmon after %s edit" % kind, testmon=True)
+        tc = runner.run("tcache after %s edit" % kind, tcache=readonly)
         tree.restore()
+        tc_failed = failing(tc["outcomes"])
+        tc_missed = sorted(truth_failed - tc_failed)
         selected = set(res["outcomes"])
         tm_failed = failing(res["outcomes"])
         if tm_failed - set(failed_all):
@@ -611,9 +667,15 @@ def run_all(opts, src, work):
                    testmon_failed=len(tm_failed),
                    testmon_missed_failures=len(missed),
                    testmon_missed=missed,
-                   testmon_s=res["wall_s"], testmon_line=res["line"])
+                   testmon_s=res["wall_s"], testmon_line=res["line"],
+                   tcache_ran=tc["ran"], tcache_failed=len(tc_failed),
+                   tcache_missed_failures=len(tc_missed),
+                   tcache_missed=tc_missed, tcache_s=tc["wall_s"])
         row.update(cov_counts(rel, func))
         fail_rows.append(row)
+        if tc_missed:
+            problems.append("%s: tcache reported %d stale passes, e.g. %s"
+                            % (kind, len(tc_missed), tc_missed[:3]))
 
     out = dict(
         suite=PACKAGE, debian_package=DEBIAN, source=src,
@@ -629,6 +691,11 @@ def run_all(opts, src, work):
         testmondata_bytes_after_cold=db_bytes,
         testmon_warm_s=warm["wall_s"], testmon_warm_selected=len(
             warm["outcomes"]),
+        tcache_cold_s=tc_cold["wall_s"],
+        tcache_cold_ratio=round(tc_cold["wall_s"] / plain["wall_s"], 3),
+        tcache_cold_over_testmon_cold_ratio=round(
+            tc_cold["wall_s"] / cold["wall_s"], 3),
+        tcache_warm_s=tc_warm["wall_s"], tcache_warm_ran=tc_warm["ran"],
         coverage_contexts_s=cov_res["wall_s"],
         coverage_contexts_parallel=" ".join(parallel) or None,
         coverage_contexts_ran=len(cov_res["outcomes"]),
@@ -669,6 +736,10 @@ def report(o):
             ("testmon cold", o["testmon_cold_s"], o["tests"]),
             ("testmon, nothing changed", o["testmon_warm_s"],
              o["testmon_warm_selected"]),
+            ("tcache --tcache-precision=executed cold", o["tcache_cold_s"],
+             o["tests"]),
+            ("tcache executed, nothing changed", o["tcache_warm_s"],
+             o["tcache_warm_ran"]),
             ("coverage, per-test contexts%s" % (
                 " (%s)" % o["coverage_contexts_parallel"]
                 if o["coverage_contexts_parallel"] else ""),
@@ -677,22 +748,26 @@ def report(o):
     print(".testmondata after cold: %.1f MiB" % (
         o["testmondata_bytes_after_cold"] / 1048576))
     print()
-    print("body edit (_ = 0)                            testmon    wall s"
-          "   coverage: file  function")
+    print("body edit (_ = 0)                    testmon    wall s   tcache"
+          " (all)    wall s   coverage: file  function")
     for r in o["body_edits"]:
-        print("%-44s %8d %9.2f %16d %9d" % (
+        print("%-36s %8d %9.2f %8d %5s %9.2f %16d %9d" % (
             "%s:%s" % (os.path.basename(r["file"]), r["function"]),
-            r["testmon_selected"], r["testmon_s"],
+            r["testmon_selected"], r["testmon_s"], r["tcache_ran_run"],
+            "(%d)" % r["tcache_ran"], r["tcache_s"],
             r["coverage_tests_touching_file"],
             r["coverage_tests_touching_function"]))
+    print("(tcache: tests that ran and passed or failed; in brackets with "
+          "the skips and xfails, which are never cached)")
     print()
-    print("failing edit                            truth fails  testmon ran"
-          "  failed  MISSED   coverage: file  function")
+    print("failing edit                       truth   testmon ran  MISSED"
+          "   tcache ran  MISSED   coverage: file  function")
     for r in o["failing_edits"]:
-        print("%-40s %11d %12d %7d %7d %16d %9s" % (
+        print("%-34s %6d %13d %7d %12d %7d %16d %9s" % (
             "%s (%s)" % (r["kind"], os.path.basename(r["file"])),
             r["failing_under_plain_pytest"], r["testmon_selected"],
-            r["testmon_failed"], r["testmon_missed_failures"],
+            r["testmon_missed_failures"], r["tcache_ran"],
+            r["tcache_missed_failures"],
             r["coverage_tests_touching_file"],
             "-" if r["coverage_tests_touching_function"] is None
             else r["coverage_tests_touching_function"]))
