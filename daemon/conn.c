@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,10 +28,13 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process(struct conn *c);
 static void conn_start_job(struct conn *c, enum conn_job job);
 
-/* Error codes after which the stream cannot be trusted any more. */
+/* Error codes after which the stream cannot be trusted any more.  DENIED
+ * here is a read-only peer's write: the stream is fine and its lookups
+ * may go on (a refused peer never gets this far: conn_refuse). */
 static int conn_err_fatal(int code)
 {
-	return code != PROTO_E_LIMIT && code != PROTO_E_STORE;
+	return code != PROTO_E_LIMIT && code != PROTO_E_STORE &&
+	    code != PROTO_E_DENIED;
 }
 
 static void conn_send(struct conn *c, const proto_msg *m)
@@ -152,6 +156,50 @@ static void conn_lookup(struct conn *c, const proto_msg *req)
 	free(res);
 }
 
+static const char *conn_outcome_name(uint8_t outcome)
+{
+	static const char *const names[] = { "?", "pass", "fail", "skip",
+	    "error" };
+
+	return outcome < sizeof names / sizeof names[0] ? names[outcome] : "?";
+}
+
+/*
+ * A record that disagrees with a live entry under the same key (same
+ * inputs, another outcome) is either a flaky test or a client planting
+ * results: the entry is marked flaky and never a hit again, the reply
+ * says TC_STORED_FLAKY, and the log says who.  Bounded, so a client that
+ * sends 4096 of them cannot flood the log.
+ */
+#define CONN_CONFLICTS_LOGGED 3
+
+static void conn_log_conflicts(const struct conn *c, const proto_msg *req,
+    const uint8_t *status)
+{
+	const tc_record *rec;
+	char test[160], project[80];
+	uint32_t seen = 0;
+
+	for (uint32_t i = 0; i < req->u.record.n; i++) {
+		if (status[i] != TC_STORED_FLAKY)
+			continue;
+		if (seen++ >= CONN_CONFLICTS_LOGGED)
+			continue;
+		rec = &req->u.record.records[i];
+		log_warn("conflicting record from uid %ld pid %ld: %s%s%s now "
+		    "%s, but a live entry with the same inputs says otherwise: "
+		    "marked flaky", (long)c->uid, (long)c->pid,
+		    log_scrub(rec->project, project, sizeof project),
+		    rec->project[0] ? " " : "",
+		    log_scrub(rec->test, test, sizeof test),
+		    conn_outcome_name(rec->outcome));
+	}
+	if (seen > CONN_CONFLICTS_LOGGED)
+		log_warn("conflicting records from uid %ld pid %ld: %lu more in "
+		    "that request, all marked flaky", (long)c->uid,
+		    (long)c->pid, (unsigned long)(seen - CONN_CONFLICTS_LOGGED));
+}
+
 static void conn_record(struct conn *c, const proto_msg *req)
 {
 	struct store *st = c->srv->store;
@@ -179,6 +227,7 @@ static void conn_record(struct conn *c, const proto_msg *req)
 			store_rollback_savepoint(st);
 		conn_store_error(c, rc);
 	} else {
+		conn_log_conflicts(c, req, status);
 		m.u.record_r.n = n;
 		m.u.record_r.status = status;
 		conn_wait_commit(c, &m, 0);
@@ -311,6 +360,40 @@ static void conn_start_job(struct conn *c, enum conn_job job)
 	server_schedule_jobs(c->srv);
 }
 
+/* Requests a read-only peer may not make: those that change entries or
+ * counters.  A LOOKUP's hit count and last use are bookkeeping, allowed;
+ * a dry-run INVALIDATE only counts. */
+static int conn_writes(const proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_RECORD:
+	case PROTO_GC:
+		return 1;
+	case PROTO_INVALIDATE:
+		return !m->u.invalidate.dry_run;
+	case PROTO_STATS:
+		return m->u.stats.reset != 0;
+	default:
+		return 0;
+	}
+}
+
+static void conn_deny_write(struct conn *c, const proto_msg *m)
+{
+	char why[128];
+
+	/* Once a connection: a client retrying in a loop must not flood. */
+	if (!c->denied_logged) {
+		c->denied_logged = 1;
+		log_warn("denied %s from read-only uid %ld gid %ld (pid %ld)",
+		    proto_type_name(m->type), (long)c->uid, (long)c->gid,
+		    (long)c->pid);
+	}
+	snprintf(why, sizeof why, "read-only client (uid %ld): %s not allowed",
+	    (long)c->uid, proto_type_name(m->type));
+	conn_error(c, PROTO_E_DENIED, why);
+}
+
 static void conn_dispatch(struct conn *c, const proto_msg *m)
 {
 	if (m->type == PROTO_HELLO) {
@@ -319,6 +402,10 @@ static void conn_dispatch(struct conn *c, const proto_msg *m)
 	}
 	if (c->state == CONN_HELLO) {
 		conn_error(c, PROTO_E_HANDSHAKE, "HELLO must come first");
+		return;
+	}
+	if (c->readonly && conn_writes(m)) {
+		conn_deny_write(c, m);
 		return;
 	}
 	switch (m->type) {
@@ -500,6 +587,20 @@ void conn_job_step(struct conn *c)
 	c->job_txn = 0;
 }
 
+/* A read-only peer is served (it need not be allowed as well); the role
+ * wins over --allow-uid, our own uid and root alike, so that a CI job run
+ * as the daemon's user can still be kept from writing. */
+static int conn_peer_readonly(const struct config *cfg, uid_t uid, gid_t gid)
+{
+	for (size_t i = 0; i < cfg->nreadonly_uid; i++)
+		if (cfg->readonly_uid[i] == uid)
+			return 1;
+	for (size_t i = 0; i < cfg->nreadonly_gid; i++)
+		if (cfg->readonly_gid[i] == gid)
+			return 1;
+	return 0;
+}
+
 static int conn_peer_allowed(const struct config *cfg, uid_t uid, gid_t gid)
 {
 	if (uid == geteuid() || uid == 0)
@@ -534,13 +635,15 @@ void conn_accept(struct server *srv, int fd)
 	socklen_t clen = sizeof cred;
 	struct timeval idle;
 	struct conn *c;
+	int readonly;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
 		log_warn("SO_PEERCRED: %s", strerror(errno));
 		close(fd);
 		return;
 	}
-	if (!conn_peer_allowed(srv->cfg, cred.uid, cred.gid)) {
+	readonly = conn_peer_readonly(srv->cfg, cred.uid, cred.gid);
+	if (!readonly && !conn_peer_allowed(srv->cfg, cred.uid, cred.gid)) {
 		log_warn("refused connection from uid %ld gid %ld (pid %ld)",
 		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
 		conn_refuse(fd, PROTO_E_DENIED, "uid not allowed by tcached");
@@ -557,7 +660,9 @@ void conn_accept(struct server *srv, int fd)
 	}
 	c->srv = srv;
 	c->uid = cred.uid;
+	c->gid = cred.gid;
 	c->pid = cred.pid;
+	c->readonly = readonly;
 	c->state = CONN_HELLO;
 	proto_buf_init(&c->reply);
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);

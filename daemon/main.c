@@ -35,6 +35,12 @@ static const char main_usage[] =
 "                      the socket is then open to others, who are checked\n"
 "                      by their credentials (SO_PEERCRED)\n"
 "  --allow-gid GID     also serve this group (name or number; repeatable)\n"
+"  --readonly-uid UID  serve this user read-only (name or number;\n"
+"                      repeatable): it may look up, list and explain, but\n"
+"                      RECORD, INVALIDATE, GC and a STATS reset get ERROR\n"
+"                      DENIED.  Wins over --allow-uid, even for our own\n"
+"                      user or root: e.g. a pull request's CI job\n"
+"  --readonly-gid GID  the same for a group (the peer's primary group)\n"
 "  --sync MODE         normal (default: a crash of tcached loses nothing\n"
 "                      acknowledged) or full (a power loss neither)\n"
 "  --log FILE          log to FILE instead of stderr; SIGHUP reopens it\n"
@@ -46,8 +52,8 @@ static const char main_usage[] =
 
 enum {
 	OPT_SOCKET = 256, OPT_DB, OPT_TTL, OPT_MAX_ENTRIES, OPT_IDLE,
-	OPT_MAX_CLIENTS, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_SYNC, OPT_LOG,
-	OPT_VERSION, OPT_HELP
+	OPT_MAX_CLIENTS, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_READONLY_UID,
+	OPT_READONLY_GID, OPT_SYNC, OPT_LOG, OPT_VERSION, OPT_HELP
 };
 
 static const struct option main_options[] = {
@@ -59,6 +65,8 @@ static const struct option main_options[] = {
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+	{ "readonly-uid", required_argument, NULL, OPT_READONLY_UID },
+	{ "readonly-gid", required_argument, NULL, OPT_READONLY_GID },
 	{ "sync", required_argument, NULL, OPT_SYNC },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -93,18 +101,27 @@ static int main_id(const char *arg, int group, uint32_t *out)
 	return -1;
 }
 
-static int main_allow(struct config *cfg, int group, const char *arg)
+/* Adds a uid or gid to one of the --allow-* / --readonly-* lists. */
+static int main_allow(struct config *cfg, int opt, const char *arg)
 {
-	size_t *n = group ? &cfg->nallow_gid : &cfg->nallow_uid;
+	int group = opt == OPT_ALLOW_GID || opt == OPT_READONLY_GID;
+	int ro = opt == OPT_READONLY_UID || opt == OPT_READONLY_GID;
+	const char *name = ro ? (group ? "--readonly-gid" : "--readonly-uid") :
+	    (group ? "--allow-gid" : "--allow-uid");
+	size_t *n = ro ? (group ? &cfg->nreadonly_gid : &cfg->nreadonly_uid) :
+	    (group ? &cfg->nallow_gid : &cfg->nallow_uid);
 	uint32_t id;
 
 	if (*n >= SERVER_MAX_ALLOW)
-		return main_bad(group ? "--allow-gid" : "--allow-uid", arg,
-		    "too many (at most 16)");
+		return main_bad(name, arg, "too many (at most 16)");
 	if (main_id(arg, group, &id) != 0)
-		return main_bad(group ? "--allow-gid" : "--allow-uid", arg,
-		    group ? "no such group" : "no such user");
-	if (group)
+		return main_bad(name, arg, group ? "no such group" :
+		    "no such user");
+	if (ro && group)
+		cfg->readonly_gid[(*n)++] = (gid_t)id;
+	else if (ro)
+		cfg->readonly_uid[(*n)++] = (uid_t)id;
+	else if (group)
 		cfg->allow_gid[(*n)++] = (gid_t)id;
 	else
 		cfg->allow_uid[(*n)++] = (uid_t)id;
@@ -144,7 +161,9 @@ static int main_option(struct config *cfg, int opt, const char *arg)
 		return 0;
 	case OPT_ALLOW_UID:
 	case OPT_ALLOW_GID:
-		return main_allow(cfg, opt == OPT_ALLOW_GID, arg);
+	case OPT_READONLY_UID:
+	case OPT_READONLY_GID:
+		return main_allow(cfg, opt, arg);
 	case OPT_SYNC:
 		if (strcmp(arg, "normal") != 0 && strcmp(arg, "full") != 0)
 			return main_bad("--sync", arg, "must be normal or full");

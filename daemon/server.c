@@ -34,8 +34,8 @@ uint64_t server_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* mkdir -p, creating missing directories with mode. */
-static int server_mkdirs(const char *dir, mode_t mode)
+/* The mkdir of each missing component; the caller sets the umask. */
+static int server_mkdirs_each(const char *dir, mode_t mode)
 {
 	char buf[PATH_MAX];
 	size_t len = strlen(dir);
@@ -56,6 +56,20 @@ static int server_mkdirs(const char *dir, mode_t mode)
 		if (saved == '\0')
 			return 0;
 	}
+}
+
+/* mkdir -p, creating missing directories with mode exactly: under a
+ * umask of 077 a shared socket's directory would come out 0700 and shut
+ * out the very users --allow-uid lets in. */
+static int server_mkdirs(const char *dir, mode_t mode)
+{
+	mode_t old = umask(0);
+	int rc = server_mkdirs_each(dir, mode);
+	int err = errno;
+
+	umask(old);
+	errno = err;
+	return rc;
 }
 
 static int server_dirname(const char *path, char *dir, size_t len)
@@ -117,6 +131,11 @@ static int server_check_dir(const char *dir, int shared)
 		    "refusing it", dir, (unsigned)(st.st_mode & 0777));
 		return -1;
 	}
+	/* Not changed for them: the directory is the operator's to open. */
+	if (shared && (st.st_mode & (S_IXGRP | S_IXOTH)) == 0)
+		log_warn("socket directory %s has mode %03o: the users and groups "
+		    "of --allow-*/--readonly-* cannot reach the socket", dir,
+		    (unsigned)(st.st_mode & 0777));
 	return 0;
 }
 
@@ -485,7 +504,10 @@ static int server_open_store(struct server *srv)
 static int server_listen(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
-	int shared = cfg->nallow_uid > 0 || cfg->nallow_gid > 0;
+	/* A read-only peer of another uid needs the socket open too; the
+	 * credentials check at accept is what keeps the rest out. */
+	int shared = cfg->nallow_uid > 0 || cfg->nallow_gid > 0 ||
+	    cfg->nreadonly_uid > 0 || cfg->nreadonly_gid > 0;
 	char dir[PATH_MAX];
 	int fd;
 
@@ -517,6 +539,41 @@ static int server_listen(struct server *srv)
 	return 0;
 }
 
+static void server_log_ids(const char *what, const char *kind,
+    const unsigned *ids, size_t n)
+{
+	char buf[SERVER_MAX_ALLOW * 12 + 1];
+	size_t len = 0;
+
+	if (n == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < sizeof buf; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%u",
+		    i ? "," : "", ids[i]);
+	log_info("%s %s %s", what, kind, buf);
+}
+
+/* Who may connect, and who may only read: one line each, so an operator
+ * sees from the log what a CI sidecar was started with. */
+static void server_log_access(const struct config *cfg)
+{
+	unsigned ids[SERVER_MAX_ALLOW];
+
+	for (size_t i = 0; i < cfg->nallow_uid; i++)
+		ids[i] = (unsigned)cfg->allow_uid[i];
+	server_log_ids("also serving", "uid", ids, cfg->nallow_uid);
+	for (size_t i = 0; i < cfg->nallow_gid; i++)
+		ids[i] = (unsigned)cfg->allow_gid[i];
+	server_log_ids("also serving", "gid", ids, cfg->nallow_gid);
+	for (size_t i = 0; i < cfg->nreadonly_uid; i++)
+		ids[i] = (unsigned)cfg->readonly_uid[i];
+	server_log_ids("read-only for", "uid", ids, cfg->nreadonly_uid);
+	for (size_t i = 0; i < cfg->nreadonly_gid; i++)
+		ids[i] = (unsigned)cfg->readonly_gid[i];
+	server_log_ids("read-only for", "gid", ids, cfg->nreadonly_gid);
+}
+
 int server_init(struct server *srv, const struct config *cfg)
 {
 	memset(srv, 0, sizeof *srv);
@@ -544,6 +601,7 @@ int server_init(struct server *srv, const struct config *cfg)
 	    "ttl %llus", TC_VERSION, cfg->socket_path, cfg->db_path,
 	    (unsigned long long)store_entries(srv->store),
 	    (unsigned long long)(cfg->ttl_ms / 1000));
+	server_log_access(cfg);
 	return 0;
 }
 

@@ -22,7 +22,8 @@ struct bufferevent;
 #define SERVER_DEFAULT_TTL_MS (24ull * 3600 * 1000)	/* DESIGN.md: 24 hours */
 #define SERVER_DEFAULT_IDLE_MS (60ull * 1000)	/* idle client: 60 s */
 #define SERVER_DEFAULT_MAX_CLIENTS 1024u	/* connections at once */
-#define SERVER_MAX_ALLOW 16			/* --allow-uid/--allow-gid entries */
+#define SERVER_MAX_ALLOW 16			/* entries of each --allow-* and
+						   --readonly-* list */
 #define SERVER_SWEEP_MS 1000u			/* expiry sweep period */
 #define SERVER_STEP_ROWS 256u			/* rows a sweep/invalidate step
 						   deletes: ~1-2 ms of SQLite */
@@ -45,6 +46,10 @@ struct config {
 	size_t nallow_uid;
 	gid_t allow_gid[SERVER_MAX_ALLOW];
 	size_t nallow_gid;
+	uid_t readonly_uid[SERVER_MAX_ALLOW];	/* served, but may not write */
+	size_t nreadonly_uid;
+	gid_t readonly_gid[SERVER_MAX_ALLOW];
+	size_t nreadonly_gid;
 };
 
 enum conn_state {
@@ -67,7 +72,10 @@ struct conn {
 	enum conn_state state;
 	int listed;			/* on a waiting or jobs list */
 	int paused;			/* output backed up: not reading */
+	int readonly;			/* role: may look up, never write */
+	int denied_logged;		/* a refused write was logged */
 	uid_t uid;
+	gid_t gid;
 	pid_t pid;
 	proto_buf reply;		/* held until commit */
 	uint64_t txn;			/* the reply needs transactions from
