@@ -772,7 +772,7 @@ static int store_reattach(struct store *s, const char *why, char *err,
 		store_detach(s);
 		return STORE_EFAIL;
 	}
-	store_errf(err, errlen, "WARNING: database %s was damaged (%s); "
+	store_errf(err, errlen, "database %s was damaged (%s); "
 	    "moved it to %s and started an empty one", s->path, reason,
 	    aside);
 	return STORE_OK;
