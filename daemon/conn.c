@@ -587,31 +587,82 @@ void conn_job_step(struct conn *c)
 	c->job_txn = 0;
 }
 
-/* A read-only peer is served (it need not be allowed as well); the role
- * wins over --allow-uid, our own uid and root alike, so that a CI job run
- * as the daemon's user can still be kept from writing. */
-static int conn_peer_readonly(const struct config *cfg, uid_t uid, gid_t gid)
+/* Who is on the other end, from the kernel: never from what it says. */
+struct conn_peer {
+	struct ucred cred;
+	gid_t *groups;			/* supplementary groups, or NULL */
+	size_t ngroups;
+};
+
+#define CONN_PEERGROUPS_FIRST 64	/* groups asked for at first */
+
+/*
+ * The peer's supplementary groups as they were at its connect()
+ * (SO_PEERGROUPS, Linux 4.13): a CI job's user is often in the cache's
+ * group only as a supplementary one.  A kernel without it gives none, and
+ * the primary group alone counts.  -1 when they cannot be read: the
+ * caller refuses, for a --readonly-gid must not be missed.
+ */
+static int conn_peer_groups(int fd, struct conn_peer *p)
 {
-	for (size_t i = 0; i < cfg->nreadonly_uid; i++)
-		if (cfg->readonly_uid[i] == uid)
+	socklen_t len = CONN_PEERGROUPS_FIRST * sizeof(gid_t);
+	gid_t *g = NULL, *grown;
+
+	/* The kernel's set is fixed at connect: a second try is enough. */
+	for (int tries = 0; tries < 3; tries++) {
+		if ((grown = realloc(g, len > 0 ? len : sizeof *g)) == NULL)
+			break;
+		g = grown;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0) {
+			p->groups = g;
+			p->ngroups = len / sizeof *g;
+			return 0;
+		}
+		if (errno == ENOPROTOOPT) {
+			free(g);
+			return 0;
+		}
+		if (errno != ERANGE)
+			break;
+	}
+	free(g);
+	return -1;
+}
+
+static int conn_peer_in(const struct conn_peer *p, const gid_t *list,
+    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (list[i] == p->cred.gid)
 			return 1;
-	for (size_t i = 0; i < cfg->nreadonly_gid; i++)
-		if (cfg->readonly_gid[i] == gid)
-			return 1;
+		for (size_t j = 0; j < p->ngroups; j++)
+			if (list[i] == p->groups[j])
+				return 1;
+	}
 	return 0;
 }
 
-static int conn_peer_allowed(const struct config *cfg, uid_t uid, gid_t gid)
+/* A read-only peer is served (it need not be allowed as well); the role
+ * wins over --allow-uid, our own uid and root alike, so that a CI job run
+ * as the daemon's user can still be kept from writing. */
+static int conn_peer_readonly(const struct config *cfg,
+    const struct conn_peer *p)
 {
-	if (uid == geteuid() || uid == 0)
+	for (size_t i = 0; i < cfg->nreadonly_uid; i++)
+		if (cfg->readonly_uid[i] == p->cred.uid)
+			return 1;
+	return conn_peer_in(p, cfg->readonly_gid, cfg->nreadonly_gid);
+}
+
+static int conn_peer_allowed(const struct config *cfg,
+    const struct conn_peer *p)
+{
+	if (p->cred.uid == geteuid() || p->cred.uid == 0)
 		return 1;
 	for (size_t i = 0; i < cfg->nallow_uid; i++)
-		if (cfg->allow_uid[i] == uid)
+		if (cfg->allow_uid[i] == p->cred.uid)
 			return 1;
-	for (size_t i = 0; i < cfg->nallow_gid; i++)
-		if (cfg->allow_gid[i] == gid)
-			return 1;
-	return 0;
+	return conn_peer_in(p, cfg->allow_gid, cfg->nallow_gid);
 }
 
 /* Best effort: the peer is about to be dropped anyway. */
@@ -629,23 +680,42 @@ static void conn_refuse(int fd, int code, const char *why)
 	close(fd);
 }
 
+/* 1: serve read-write, 2: read-only, 0: refuse (and log why). */
+static int conn_peer_role(struct server *srv, int fd, const struct ucred *cred)
+{
+	const struct config *cfg = srv->cfg;
+	struct conn_peer p = { *cred, NULL, 0 };
+	int role;
+
+	if (cfg->nallow_gid + cfg->nreadonly_gid > 0 &&
+	    conn_peer_groups(fd, &p) != 0) {
+		log_warn("refused connection from uid %ld gid %ld (pid %ld): "
+		    "SO_PEERGROUPS: %s", (long)cred->uid, (long)cred->gid,
+		    (long)cred->pid, strerror(errno));
+		return 0;
+	}
+	role = conn_peer_readonly(cfg, &p) ? 2 : conn_peer_allowed(cfg, &p);
+	free(p.groups);
+	if (role == 0)
+		log_warn("refused connection from uid %ld gid %ld (pid %ld)",
+		    (long)cred->uid, (long)cred->gid, (long)cred->pid);
+	return role;
+}
+
 void conn_accept(struct server *srv, int fd)
 {
 	struct ucred cred;
 	socklen_t clen = sizeof cred;
 	struct timeval idle;
 	struct conn *c;
-	int readonly;
+	int role;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
 		log_warn("SO_PEERCRED: %s", strerror(errno));
 		close(fd);
 		return;
 	}
-	readonly = conn_peer_readonly(srv->cfg, cred.uid, cred.gid);
-	if (!readonly && !conn_peer_allowed(srv->cfg, cred.uid, cred.gid)) {
-		log_warn("refused connection from uid %ld gid %ld (pid %ld)",
-		    (long)cred.uid, (long)cred.gid, (long)cred.pid);
+	if ((role = conn_peer_role(srv, fd, &cred)) == 0) {
 		conn_refuse(fd, PROTO_E_DENIED, "uid not allowed by tcached");
 		return;
 	}
@@ -662,7 +732,7 @@ void conn_accept(struct server *srv, int fd)
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->pid = cred.pid;
-	c->readonly = readonly;
+	c->readonly = role == 2;
 	c->state = CONN_HELLO;
 	proto_buf_init(&c->reply);
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);

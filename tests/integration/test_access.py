@@ -367,8 +367,8 @@ def test_conflict_report_scrubs_the_test_name(daemon):
 # ------------------------------------------------- a CI sidecar
 
 # Users and a group with no account: setpriv takes numbers.
-SIDECAR, JOB, PR, OTHER, MEMBER, CIGROUP = 54401, 54402, 54403, 54404, \
-    54405, 54410
+SIDECAR, JOB, PR, OTHER, MEMBER, SUPP, SUPPRO = range(54401, 54408)
+CIGROUP, PRGROUP, ELSEGROUP = 54410, 54411, 54412
 
 # A raw client for another uid: reads nothing outside its own directory.
 DRIVER = r'''
@@ -467,16 +467,17 @@ def _need_root():
         pytest.skip("setpriv not installed")
 
 
-def _as(uid, gid=None):
+def _as(uid, gid=None, groups=()):
     return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % (gid or uid),
+            "--groups=" + ",".join(map(str, groups)) if groups else
             "--clear-groups"]
 
 
 @pytest.fixture
 def sidecar():
     """tcached run as SIDECAR, as a CI service container would run it,
-    serving JOB (--allow-uid), CIGROUP (--allow-gid) and PR read-only (also
-    in --allow-uid: read-only must win)."""
+    serving JOB (--allow-uid), CIGROUP (--allow-gid), and PR and PRGROUP
+    read-only (PR is in --allow-uid too: read-only must win)."""
     _need_root()
     base = short_tmp()
     os.chmod(base, 0o711)
@@ -500,7 +501,7 @@ def sidecar():
                             "--db", db, "--allow-uid", str(JOB),
                             "--allow-gid", str(CIGROUP),
                             "--allow-uid", str(PR), "--readonly-uid",
-                            str(PR)],
+                            str(PR), "--readonly-gid", str(PRGROUP)],
             stdout=logf, stderr=subprocess.STDOUT, cwd="/",
             env=client_env(sock), start_new_session=True)
 
@@ -514,8 +515,8 @@ def sidecar():
             return f.read().decode("utf-8", "replace")
     sc.log_text = log_text
 
-    def drive(uid, ops, gid=None):
-        r = subprocess.run(_as(uid, gid) + ["/usr/bin/python3", "-I",
+    def drive(uid, ops, gid=None, groups=()):
+        r = subprocess.run(_as(uid, gid, groups) + ["/usr/bin/python3", "-I",
                                             os.path.join(bindir, "driver.py"),
                                             sock, json.dumps(ops)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -559,6 +560,7 @@ def test_ci_sidecar_serves_the_job_users(sidecar):
     assert "also serving uid %d,%d" % (JOB, PR) in log, log
     assert "also serving gid %d" % CIGROUP in log
     assert "read-only for uid %d" % PR in log
+    assert "read-only for gid %d" % PRGROUP in log
 
     # The job's user (--allow-uid) records and looks up, through tcache too.
     out = sc.drive(JOB, [["hello"], ["record", [[k1, "job", PASS]]],
@@ -570,6 +572,10 @@ def test_ci_sidecar_serves_the_job_users(sidecar):
     # A user of the job's group (--allow-gid) too.
     out = sc.drive(MEMBER, [["hello"], ["record", [[k2, "member", FAIL]]]],
                    gid=CIGROUP)
+    assert out == [{"ok": 1}, {"ok": [0]}], out
+    # And one who is in it as a supplementary group (SO_PEERGROUPS).
+    out = sc.drive(SUPP, [["hello"], ["record", [[k2, "member", FAIL]]]],
+                   groups=[ELSEGROUP, CIGROUP])
     assert out == [{"ok": 1}, {"ok": [0]}], out
 
     # The pull request's user looks up what the jobs stored, and may not
@@ -589,6 +595,15 @@ def test_ci_sidecar_serves_the_job_users(sidecar):
                "--root", "/")
     assert r.returncode != 0 and "read-only" in r.stderr, r.stderr
     assert wait_log(sc, "denied RECORD from read-only uid %d" % PR)
+    # A supplementary read-only group wins over an allowed one.
+    out = sc.drive(SUPPRO, [["hello"], ["lookup", [k1]],
+                            ["record", [[k3, "pr", PASS]]], ["gc"],
+                            ["lookup", [k3]]],
+                   groups=[CIGROUP, PRGROUP])
+    assert out[:2] == [{"ok": 1}, {"ok": [[PASS, 0]]}], out
+    assert out[2].get("err") == E_DENIED and out[3].get("err") == E_DENIED
+    assert out[4] == {"ok": [None]}, out
+    assert wait_log(sc, "denied RECORD from read-only uid %d" % SUPPRO)
 
     # Anyone else is refused before its first request, and logged.
     out = sc.drive(OTHER, [["hello"], ["record", [[k3, "x", PASS]]]])
@@ -597,7 +612,7 @@ def test_ci_sidecar_serves_the_job_users(sidecar):
     assert wait_log(sc, "refused connection from uid %d gid %d"
                     % (OTHER, OTHER))
     # A member of some other group too.
-    out = sc.drive(OTHER, [["hello"]], gid=PR)
+    out = sc.drive(OTHER, [["hello"]], gid=ELSEGROUP, groups=[ELSEGROUP])
     assert "ok" not in out[0], out
 
     # Nothing the refused and read-only peers sent was stored.
