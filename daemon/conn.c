@@ -105,7 +105,9 @@ static void conn_hello(struct conn *c, const proto_msg *req)
 		return;
 	}
 	m.u.hello.version = TC_PROTO_VERSION;
-	m.u.hello.name = "tcached/" TC_VERSION;
+	/* Tells a read-only peer at once, so it can skip its records. */
+	m.u.hello.name = c->readonly ? "tcached/" TC_VERSION " read-only" :
+	    "tcached/" TC_VERSION;
 	c->state = CONN_READY;
 	conn_send(c, &m);
 }

@@ -239,7 +239,8 @@ def test_readonly_role_of_our_own_user(make_daemon, flag):
     own = str(os.geteuid() if flag == "--readonly-uid" else os.getegid())
     d.start(flag, own)
     assert wait_log(d, "read-only for %s %s" % (flag[-3:], own))
-    with d.raw() as c:
+    with d.raw(hello=False) as c:
+        assert c.hello().endswith(" read-only")
         # Everything that only reads is answered.
         assert c.status()["entries"] == 3
         res = c.lookup([key("a"), key("zzz")])
@@ -271,7 +272,8 @@ def test_readonly_role_of_our_own_user(make_daemon, flag):
     # Without the flag we write again.
     d.stop()
     d.start()
-    with d.raw() as c:
+    with d.raw(hello=False) as c:
+        assert "read-only" not in c.hello()
         assert c.record(_records("new")) == [0]
         assert c.invalidate(INV_ALL) == 4
 
