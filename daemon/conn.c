@@ -682,6 +682,29 @@ static void conn_refuse(int fd, int code, const char *why)
 	close(fd);
 }
 
+/* 1 when a refusal may be logged: SERVER_REFUSALS_LOGGED lines a second,
+ * so another user connecting in a loop cannot fill our disk with the log;
+ * the refusals not logged are counted in the next second's first line. */
+static int conn_log_refusal(struct server *srv)
+{
+	uint64_t second = server_now_ms() / 1000;
+
+	if (second != srv->refused_second) {
+		if (srv->refused_quiet > 0)
+			log_warn("%llu more connections refused, not logged",
+			    (unsigned long long)srv->refused_quiet);
+		srv->refused_second = second;
+		srv->refused_logged = 0;
+		srv->refused_quiet = 0;
+	}
+	if (srv->refused_logged >= SERVER_REFUSALS_LOGGED) {
+		srv->refused_quiet++;
+		return 0;
+	}
+	srv->refused_logged++;
+	return 1;
+}
+
 /* 1: serve read-write, 2: read-only, 0: refuse (and log why). */
 static int conn_peer_role(struct server *srv, int fd, const struct ucred *cred)
 {
@@ -698,7 +721,7 @@ static int conn_peer_role(struct server *srv, int fd, const struct ucred *cred)
 	}
 	role = conn_peer_readonly(cfg, &p) ? 2 : conn_peer_allowed(cfg, &p);
 	free(p.groups);
-	if (role == 0)
+	if (role == 0 && conn_log_refusal(srv))
 		log_warn("refused connection from uid %ld gid %ld (pid %ld)",
 		    (long)cred->uid, (long)cred->gid, (long)cred->pid);
 	return role;

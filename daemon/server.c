@@ -413,6 +413,9 @@ static void server_stop(struct server *srv, const char *why)
 
 	if (srv->stopping)
 		return;
+	if (srv->refused_quiet > 0)
+		log_warn("%llu more connections refused, not logged",
+		    (unsigned long long)srv->refused_quiet);
 	log_info("%s: shutting down", why);
 	srv->stopping = 1;
 	if (srv->listener != NULL) {

@@ -29,6 +29,8 @@ struct bufferevent;
 						   deletes: ~1-2 ms of SQLite */
 #define SERVER_ACCEPT_PAUSE_MS 1000u		/* after EMFILE/ENFILE */
 #define SERVER_SHUTDOWN_MS 2000u		/* grace for in-flight replies */
+#define SERVER_REFUSALS_LOGGED 10u		/* refusal lines a second; the
+						   rest are counted */
 #define CONN_OUT_HIGH (8u * 1024 * 1024)	/* stop reading a client whose
 						   unread replies pass this */
 #define CONN_OUT_LOW (1u * 1024 * 1024)		/* and resume below this */
@@ -106,6 +108,9 @@ struct server {
 	unsigned nconns;
 	uint64_t start_ms;
 	int stopping;
+	uint64_t refused_second;	/* the second refusals are logged for */
+	unsigned refused_logged;	/* lines logged in it */
+	uint64_t refused_quiet;		/* refusals since, not logged */
 	proto_buf scratch;		/* encoding of immediate replies */
 };
 

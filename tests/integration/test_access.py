@@ -623,3 +623,35 @@ def test_ci_sidecar_serves_the_job_users(sidecar):
     # Root, whom the sidecar does not run as, is still served.
     r = sc.cli(0, "status")
     assert r.returncode == 0, r.stderr
+
+
+def test_refusals_do_not_flood_the_log(sidecar):
+    """Another user connecting in a loop: at most 10 lines a second, and
+    every refusal accounted for by a line or a count."""
+    sc = sidecar
+    n = 300
+    t0 = time.monotonic()
+    r = subprocess.run(_as(OTHER) + ["/usr/bin/python3", "-I", "-c", """
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.close()
+""", sc.sock, str(n)], stderr=subprocess.PIPE, universal_newlines=True,
+        cwd="/", timeout=60)
+    assert r.returncode == 0, r.stderr
+    seconds = time.monotonic() - t0
+    time.sleep(1.1)
+    # One more, in a later second: it reports the count held back.
+    out = sc.drive(OTHER, [["hello"]])
+    assert "ok" not in out[0], out
+    assert wait_log(sc, "more connections refused, not logged")
+    lines = [l for l in sc.log_text().splitlines()
+             if "refused connection from uid %d" % OTHER in l]
+    quiet = sum(int(l.split(": warning: ")[1].split()[0])
+                for l in sc.log_text().splitlines()
+                if "more connections refused, not logged" in l)
+    assert len(lines) + quiet == n + 1, (len(lines), quiet)
+    assert len(lines) <= 10 * (int(seconds) + 2) + 1, len(lines)
+    # And the sidecar still serves its job.
+    assert sc.cli(JOB, "status").returncode == 0
