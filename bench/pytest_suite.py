@@ -38,6 +38,13 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 PYTHON = "/usr/bin/python3"
+# Directories put after ours on PYTHONPATH (--pythonpath): how another
+# interpreter finds Debian's pytest and networkx.
+EXTRA_PATH = []
+
+
+def pythonpath(*first):
+    return os.pathsep.join(list(first) + EXTRA_PATH)
 
 SUITES = {
     "networkx": dict(
@@ -66,7 +73,7 @@ def find_package(name):
     """The installed package directory, from a clean interpreter."""
     code = "import %s, os; print(os.path.dirname(%s.__file__))" % (name, name)
     r = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True,
-                       cwd="/", env=dict(os.environ, PYTHONPATH=""))
+                       cwd="/", env=dict(os.environ, PYTHONPATH=pythonpath()))
     if r.returncode != 0:
         return None
     return r.stdout.strip()
@@ -235,7 +242,7 @@ def check_copy_imported(root, package, pkgdir, env, logdir):
     out = os.path.join(logdir, "imported-from")
     with open(os.path.join(logdir, "tcache_bench_probe.py"), "w") as f:
         f.write(PROBE % (out, package))
-    penv = dict(env, PYTHONPATH=logdir)
+    penv = dict(env, PYTHONPATH=pythonpath(logdir))
     subprocess.run([PYTHON, "-m", "pytest", "-q", "--collect-only",
                     "-p", "tcache_bench_probe", "-p", "no:cacheprovider",
                     "--rootdir=" + root, package], cwd=root, env=penv,
@@ -326,10 +333,16 @@ def versions():
     code = ("import pytest, sys\n"
             "try:\n import xdist; x = xdist.__version__\n"
             "except Exception: x = None\n"
-            "print(pytest.__version__); print(x)")
-    r = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True)
-    pv, xv = (r.stdout.split("\n") + ["", ""])[:2]
+            "print(pytest.__version__); print(x)\n"
+            "import platform; print(platform.python_version())")
+    r = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=pythonpath()))
+    pv, xv, py = (r.stdout.split("\n") + ["", "", ""])[:3]
+    VERSIONS["python"] = py.strip()
     return pv.strip(), None if xv.strip() == "None" else xv.strip()
+
+
+VERSIONS = {}
 
 
 def main():
@@ -351,7 +364,17 @@ def main():
                                                    "pytest_suite.json"))
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary directory (logs, JUnit XML)")
+    ap.add_argument("--python", default=PYTHON,
+                    help="the interpreter to run pytest with (default %s)"
+                    % PYTHON)
+    ap.add_argument("--pythonpath", action="append", default=[],
+                    help="a directory to add to PYTHONPATH (repeatable), "
+                         "e.g. /usr/lib/python3/dist-packages for another "
+                         "interpreter")
     opts = ap.parse_args()
+    global PYTHON
+    PYTHON = opts.python
+    EXTRA_PATH[:] = opts.pythonpath
     suite = SUITES[opts.suite]
 
     src = find_package(suite["package"])
@@ -370,7 +393,7 @@ def main():
     os.makedirs(root)
     os.makedirs(logdir)
     pkgdir = copy_package(src, root, suite["package"])
-    env = dict(os.environ, PYTHONPATH=opts.plugin_dir)
+    env = dict(os.environ, PYTHONPATH=pythonpath(opts.plugin_dir))
     for name in ("TCACHE_DISABLE", "TCACHE_SOCKET", "PYTEST_ADDOPTS",
                  "PYTEST_PLUGINS", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
@@ -426,7 +449,7 @@ def report(rows, plain, suite, src, pytest_v, xdist_v, db_bytes, problems,
         suite["package"], suite["debian"], src))
     print("machine: %d CPUs, %s %s, Python %s, pytest %s, xdist %s" % (
         os.cpu_count() or 0, platform.system(), platform.machine(),
-        platform.python_version(), pytest_v, xdist_v or "absent"))
+        VERSIONS.get("python"), pytest_v, xdist_v or "absent"))
     print()
     print("(x: --tcache-precision=executed)")
     print("%-12s %9s %8s %7s %7s %8s  %s" % (
@@ -469,7 +492,7 @@ def report(rows, plain, suite, src, pytest_v, xdist_v, db_bytes, problems,
 
     out = dict(
         suite=suite["package"], debian_package=suite["debian"],
-        source=src, cpus=os.cpu_count(), python=platform.python_version(),
+        source=src, cpus=os.cpu_count(), python=VERSIONS.get("python"),
         pytest=pytest_v, xdist=xdist_v, repeat=opts.repeat,
         precision=summary, warm_over_collect_goal=1.2,
         executed_cold_over_plain_goal=1.3, problems=problems,
