@@ -300,6 +300,62 @@ void server_schedule_jobs(struct server *srv)
 		evtimer_add(srv->ev_jobs, &now);
 }
 
+/*
+ * A full disk fails every write, and a client that retries would get a
+ * warning logged per attempt, often onto the very disk that is full.  So
+ * the log says when the disk fills and when writes work again, each at
+ * most once a SERVER_FULL_LOG_MS, and counts the refusals in between.  One
+ * server per process: the state is the file's.
+ */
+#define SERVER_FULL_LOG_MS 60000
+static struct {
+	int full;			/* the last write failed for space */
+	uint64_t refused;		/* writes failed since the last line */
+	uint64_t full_logged_ms;	/* when each line was last logged */
+	uint64_t back_logged_ms;
+} server_space;
+
+static int server_space_due(uint64_t *last, uint64_t now)
+{
+	if (*last != 0 && now - *last < SERVER_FULL_LOG_MS)
+		return 0;
+	*last = now;
+	return 1;
+}
+
+static void server_space_full(struct server *srv)
+{
+	uint64_t now = server_now_ms();
+
+	server_space.refused++;
+	if (!server_space_due(&server_space.full_logged_ms, now))
+		goto out;
+	if (server_space.full)
+		log_warn("disk still full: %llu writes refused since the "
+		    "last line; %s", (unsigned long long)server_space.refused,
+		    store_error(srv->store));
+	else
+		log_warn("disk full: %s; records are refused (ERROR STORE) "
+		    "until space is freed, lookups go on",
+		    store_error(srv->store));
+	server_space.refused = 0;
+out:
+	server_space.full = 1;
+}
+
+/* A write was committed. */
+static void server_space_back(void)
+{
+	if (!server_space.full)
+		return;
+	server_space.full = 0;
+	if (server_space_due(&server_space.back_logged_ms, server_now_ms()))
+		log_info("database writable again (%llu writes refused "
+		    "since the last line)",
+		    (unsigned long long)server_space.refused);
+	server_space.refused = 0;
+}
+
 /* A store call failed: a damaged file is moved aside and replaced. */
 void server_store_failed(struct server *srv, int rc)
 {
@@ -307,8 +363,7 @@ void server_store_failed(struct server *srv, int rc)
 	struct conn *c;
 
 	if (rc == STORE_EFULL)
-		log_warn("database: %s (writes fail, lookups go on)",
-		    store_error(srv->store));
+		server_space_full(srv);
 	if (rc != STORE_ECORRUPT)
 		return;
 	log_warn("DATABASE DAMAGED: %s; moving it aside and starting afresh",
@@ -332,9 +387,16 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (store_in_txn(srv->store) && (rc = store_commit(srv->store)) != STORE_OK) {
-		log_warn("commit failed: %s", store_error(srv->store));
-		store_rollback(srv->store);
+	if (store_in_txn(srv->store)) {
+		if ((rc = store_commit(srv->store)) == STORE_OK)
+			server_space_back();
+		else {
+			/* A full disk is logged by server_store_failed. */
+			if (rc != STORE_EFULL)
+				log_warn("commit failed: %s",
+				    store_error(srv->store));
+			store_rollback(srv->store);
+		}
 	}
 	/* Deliver from a private list: a delivered client may queue again. */
 	TAILQ_CONCAT(&ready, &srv->waiting, wait_entry);

@@ -338,15 +338,33 @@ static int store_code(int rc)
 	}
 }
 
+/*
+ * A full disk does not always come back as SQLITE_FULL: a wal-index that
+ * cannot grow, a truncation or a sync fail with an I/O error whose errno is
+ * ENOSPC.  Such an error is a full disk too, so that the reply and the log
+ * say so and not "disk I/O error".  "" when rc is no such error.
+ */
+static const char *store_no_space(sqlite3 *db, int rc)
+{
+	int e;
+
+	if ((rc & 0xff) != SQLITE_IOERR || db == NULL)
+		return "";
+	e = sqlite3_system_errno(db);
+	return e == ENOSPC || e == EDQUOT ? " (disk full)" : "";
+}
+
 /* An SQLite call failed: keep its message, notice a transaction that
  * SQLite rolled back on its own (disk full, I/O error), map the code. */
 static int store_fail(struct store *s, int rc, const char *what)
 {
-	store_errf(s->msg, sizeof s->msg, "%s: %s", what,
-	    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	const char *full = store_no_space(s->db, rc);
+
+	store_errf(s->msg, sizeof s->msg, "%s: %s%s", what,
+	    s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), full);
 	if (s->in_txn && s->db != NULL && sqlite3_get_autocommit(s->db))
 		store_txn_lost(s);
-	return store_code(rc);
+	return full[0] != '\0' ? STORE_EFULL : store_code(rc);
 }
 
 /* A statement's bindings go with its reset, so that no pointer of a
@@ -493,8 +511,8 @@ fail:
 static int store_attach_fail(struct store *s, int rc, const char *what,
     char *err, size_t errlen)
 {
-	store_errf(err, errlen, "%s: %s: %s", s->path, what,
-	    sqlite3_errmsg(s->db));
+	store_errf(err, errlen, "%s: %s: %s%s", s->path, what,
+	    sqlite3_errmsg(s->db), store_no_space(s->db, rc));
 	return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
 }
 
