@@ -542,7 +542,7 @@ void conn_job_step(struct conn *c)
 	struct store *st = c->srv->store;
 	proto_msg m = { .type = PROTO_GC | PROTO_REPLY };
 	uint64_t removed = 0;
-	int rc;
+	int rc, lost;
 
 	if (c->state == CONN_DEAD || c->srv->stopping) {
 		TAILQ_REMOVE(&c->srv->jobs, c, wait_entry);
@@ -553,7 +553,14 @@ void conn_job_step(struct conn *c)
 			conn_error(c, PROTO_E_BUSY, "tcached is shutting down");
 		return;
 	}
-	if ((rc = store_begin(st)) == STORE_OK) {
+	/* A step whose transaction did not commit (a full disk) is undone:
+	 * its rows are back, and the next step would remove them again, and
+	 * so on for as long as the disk stays full.  The job fails there;
+	 * the steps committed before it stay done. */
+	lost = c->job_txn != 0 && store_lost_serial(st) >= c->job_txn;
+	if (lost)
+		rc = STORE_EFAIL;
+	else if ((rc = store_begin(st)) == STORE_OK) {
 		if (c->job_txn == 0)
 			c->job_txn = store_txn_serial(st);
 		if (c->job == CONN_JOB_GC)
@@ -563,7 +570,8 @@ void conn_job_step(struct conn *c)
 			rc = store_invalidate_step(st, &c->filter,
 			    SERVER_STEP_ROWS, &removed);
 	}
-	server_schedule_commit(c->srv);
+	if (!lost)
+		server_schedule_commit(c->srv);
 	c->job_count += removed;
 	if (rc == STORE_OK && removed == SERVER_STEP_ROWS)
 		return;			/* more to do on the next turn */
@@ -575,7 +583,10 @@ void conn_job_step(struct conn *c)
 		c->job_txn = 0;
 		c->state = CONN_READY;
 		bufferevent_enable(c->bev, EV_READ);
-		conn_store_error(c, rc);
+		if (lost)	/* the failed commit was logged already */
+			conn_error(c, PROTO_E_STORE, store_error(st));
+		else
+			conn_store_error(c, rc);
 		return;
 	}
 	if (c->job == CONN_JOB_GC)

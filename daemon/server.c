@@ -429,22 +429,31 @@ static void server_jobs_cb(evutil_socket_t fd, short what, void *arg)
  * full, come back at once (after I/O) rather than in a second. */
 static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	/* The transaction of the last step: one that did not commit (a full
+	 * disk) removed nothing, and coming back at once would take the same
+	 * rows again, at once, for as long as the disk stays full. */
+	static uint64_t step_txn;
 	struct server *srv = arg;
 	struct timeval tv = { SERVER_SWEEP_MS / 1000, 0 };
 	uint64_t swept = 0, evicted = 0;
-	int rc;
+	int rc, undone;
 
 	(void)fd;
 	(void)what;
+	undone = step_txn != 0 && store_lost_serial(srv->store) >= step_txn;
 	if ((rc = store_begin(srv->store)) == STORE_OK &&
 	    (rc = store_sweep_step(srv->store, server_now_ms(),
 	    SERVER_STEP_ROWS, &swept)) == STORE_OK)
 		rc = store_evict_step(srv->store, SERVER_STEP_ROWS, &evicted);
 	if (rc != STORE_OK)
 		server_store_failed(srv, rc);
-	if (store_in_txn(srv->store))
+	step_txn = 0;
+	if (store_in_txn(srv->store)) {
+		step_txn = store_txn_serial(srv->store);
 		server_schedule_commit(srv);
-	if (swept == SERVER_STEP_ROWS || evicted == SERVER_STEP_ROWS)
+	}
+	if ((swept == SERVER_STEP_ROWS || evicted == SERVER_STEP_ROWS) &&
+	    !undone)
 		tv.tv_sec = 0;
 	evtimer_add(srv->ev_sweep, &tv);
 }
