@@ -412,3 +412,83 @@ def test_start_on_a_full_disk_says_so_and_keeps_the_file(full_daemon, disk):
     with d.raw(timeout=30) as c:
         check_all_there(c, known, "once space is back")
         record_batch(c, "after", 2, rng, known)
+
+
+def test_invalidate_on_a_full_disk_never_claims_what_it_did_not_do(
+        full_daemon, disk):
+    """Removing entries writes too.  On a full disk an invalidation either
+    removes every entry it matches or fails with ERROR STORE; one that
+    answered with a count while a matching pass stayed would be a stale
+    pass.  Once space is back it goes through."""
+    d = full_daemon()
+    rng = random.Random(8)
+    known = {}
+    with d.raw(timeout=30) as c:
+        for i in range(100):
+            record_batch(c, "inv/%d" % i, 3, rng, known)
+    fill_with_writers(d, disk, known, nwriters=2)
+    under = "/tmp/tc-root/src"      # every bulky record's inputs
+    with d.raw(timeout=15) as c:
+        try:
+            n = c.invalidate(1, under)
+            refused = None
+        except ProtoError as e:
+            assert_full_error(e)
+            refused = e.message
+        left = [f for f in lookup_all(c, list(known)) if f is not None]
+        if refused is None:
+            assert n == len(known) and not left, \
+                "invalidated %d, %d entries left" % (n, len(left))
+        # A refused one may have removed some in its committed steps.
+        print("%s: invalidation on the full disk: %s, %d of %d left"
+              % (disk.kind, refused or "done", len(left), len(known)))
+    disk.free()
+    with d.raw(timeout=60) as c:
+        c.invalidate(1, under)
+        left = [f for f in lookup_all(c, list(known)) if f is not None]
+        assert not left, "%d entries left after the invalidation" % len(left)
+        assert c.status()["entries"] == 0
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_expiry_sweep_on_a_full_disk_does_not_spin(full_daemon, disk):
+    """The sweep removes expired entries a step at a time, and comes back
+    at once while steps are full.  On a full disk each step is rolled
+    back, so "at once" would be for ever: tcached must wait for its next
+    tick instead of burning a core, and keep answering."""
+    d = full_daemon()
+    rng = random.Random(9)
+    known = {}
+    short = [os.urandom(32) for _ in range(1000)]
+    with d.raw(timeout=30) as c:
+        for i in range(0, len(short), 100):
+            c.record([enc_record(k, "short/%d" % (i + j), ttl_ms=2500)
+                      for j, k in enumerate(short[i:i + 100])])
+        for i in range(50):
+            record_batch(c, "long/%d" % i, 3, rng, known)
+    fill_with_writers(d, disk, known, nwriters=2)
+    time.sleep(3)                   # the short ones expire while full
+    before = cpu_seconds(d.pid())
+    time.sleep(2)
+    used = cpu_seconds(d.pid()) - before
+    print("%s: tcached used %.2f s of CPU in 2 s on the full disk"
+          % (disk.kind, used))
+    assert used < 0.5, "tcached spins on the full disk: %.2f s of CPU " \
+        "in 2 s" % used
+    with d.raw(timeout=30) as c:
+        check_all_there(c, known, "while the sweep fails")
+    disk.free()
+    with d.raw(timeout=30) as c:
+        assert not [f for f in c.lookup(short) if f is not None]
+        end = time.monotonic() + 15
+        while c.status()["entries"] != len(known):
+            assert time.monotonic() < end, \
+                "the sweep did not resume once space was back: %d " \
+                "entries, %d live" % (c.status()["entries"], len(known))
+            time.sleep(0.1)
+        check_all_there(c, known, "after the sweep")
