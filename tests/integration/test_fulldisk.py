@@ -478,10 +478,19 @@ def test_expiry_sweep_on_a_full_disk_does_not_spin(full_daemon, disk):
     used = cpu_seconds(d.pid()) - before
     print("%s: tcached used %.2f s of CPU in 2 s on the full disk"
           % (disk.kind, used))
-    assert used < 0.5, "tcached spins on the full disk: %.2f s of CPU " \
+    # Spinning is a whole core (2 s); waiting is next to nothing (0.01 s
+    # here), a few tenths under valgrind.
+    assert used < 1.0, "tcached spins on the full disk: %.2f s of CPU " \
         "in 2 s" % used
     with d.raw(timeout=30) as c:
         check_all_there(c, known, "while the sweep fails")
+    # GC is the same removal as a job of the client's: it answers.
+    with d.raw(timeout=15) as c:
+        try:
+            n = c.gc()
+            assert n == len(short) and c.status()["entries"] == len(known)
+        except ProtoError as e:
+            assert_full_error(e)
     disk.free()
     with d.raw(timeout=30) as c:
         assert not [f for f in c.lookup(short) if f is not None]
