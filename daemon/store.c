@@ -282,6 +282,8 @@ struct store {
 	uint64_t ttl_ms;
 	uint64_t max_entries;
 	int sync_full;
+	int no_space;			/* the last attach failed on a full disk */
+	int exclusive;			/* locking_mode=EXCLUSIVE: store_open */
 
 	int in_txn;
 	int in_savepoint;
@@ -511,8 +513,11 @@ fail:
 static int store_attach_fail(struct store *s, int rc, const char *what,
     char *err, size_t errlen)
 {
+	const char *full = store_no_space(s->db, rc);
+
+	s->no_space = full[0] != '\0' || (rc & 0xff) == SQLITE_FULL;
 	store_errf(err, errlen, "%s: %s: %s%s", s->path, what,
-	    sqlite3_errmsg(s->db), store_no_space(s->db, rc));
+	    sqlite3_errmsg(s->db), full);
 	return store_code(rc) == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
 }
 
@@ -688,6 +693,11 @@ static int store_attach(struct store *s, int *refused, char *err,
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* Before the first read: SQLite then keeps the wal-index in memory
+	 * and never makes the -shm file (see store_open). */
+	if (s->exclusive && (rc = store_exec(s->db,
+	    "PRAGMA locking_mode = EXCLUSIVE", err, errlen)) != SQLITE_OK)
+		return ATTACH_FAIL;
 	/* Closing checkpoints a WAL into the file: not on a file that is
 	 * refused, which must stay exactly as it is. */
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
@@ -796,6 +806,37 @@ static int store_reattach(struct store *s, const char *why, char *err,
 	return STORE_OK;
 }
 
+/*
+ * A WAL database is read through its wal-index, the -shm file, which a
+ * start on a full disk cannot make (and a clean stop removed it).  Rather
+ * than not start, and so answer no lookup at all until someone frees
+ * space, the file is opened again in locking_mode=EXCLUSIVE, where SQLite
+ * keeps the wal-index in its own memory: lookups are answered, records
+ * fail as on any full disk and work once space is back.  The price, until
+ * tcached restarts, is that no other process can open the database while
+ * tcached runs (tcached's own lock keeps other daemons out anyway).
+ */
+static int store_attach_full(struct store *s, int *refused, char *err,
+    size_t errlen)
+{
+	char first[STORE_MSG_LEN];
+	int rc;
+
+	snprintf(first, sizeof first, "%s", err);
+	store_detach(s);
+	s->exclusive = 1;
+	if ((rc = store_attach(s, refused, err, errlen)) != ATTACH_OK) {
+		/* The first reason is the one to tell. */
+		store_errf(err, errlen, "%s", first);
+		return rc == ATTACH_DAMAGED ? ATTACH_FAIL : rc;
+	}
+	store_errf(err, errlen, "%s; opened it with locking_mode=EXCLUSIVE "
+	    "(the wal-index in memory, no other process can open the file "
+	    "until tcached restarts): lookups are answered, records are "
+	    "refused until space is freed", first);
+	return ATTACH_OK;
+}
+
 int store_open(struct store **out, const struct store_config *cfg,
     char *err, size_t errlen)
 {
@@ -815,6 +856,8 @@ int store_open(struct store **out, const struct store_config *cfg,
 	s->max_entries = cfg->max_entries;
 	s->sync_full = cfg->sync_full;
 	rc = store_attach(s, &refused, err, errlen);
+	if (rc == ATTACH_FAIL && s->no_space && refused == 0)
+		rc = store_attach_full(s, &refused, err, errlen);
 	if (rc == ATTACH_DAMAGED)
 		rc = store_reattach(s, err, err, errlen);
 	else if (rc == ATTACH_FAIL)
