@@ -1,6 +1,8 @@
 """A full disk under a running tcached: records fail with a clear ERROR
 STORE reply, lookups keep answering, nothing acknowledged is lost, and
-records work again once space is back, without a restart.
+records work again once space is back, without a restart.  Also: a
+restart and a start on the full disk serve lookups, an invalidation never
+claims what it could not do, and the expiry sweep does not spin.
 
 Two ways to fill a disk, each test running on both where it can:
 - tmpfs: the database on a small tmpfs mounted for the test (root, and a
@@ -20,14 +22,14 @@ import time
 
 import pytest
 
-from conftest import (BUILD, E_STORE, FAIL, PASS, ProtoError, Raw,
-                      enc_record)
+from conftest import E_STORE, FAIL, PASS, ProtoError, Raw, enc_record
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM_SRC = os.path.join(HERE, "..", "fulldisk", "enospc.c")
 
-# The tmpfs: room for the baseline records with a few MiB to spare, small
-# enough to fill in a second or two.
+# The tmpfs: room for the records a test makes before the fill (a few MiB
+# with SQLite's log) and a ballast file that takes the rest in well under a
+# second.
 TMPFS_BYTES = 64 * 1024 * 1024
 
 # Frames a writer sends at most while the disk fills: far more than the
