@@ -27,6 +27,24 @@ IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
                     "<frozen importlib._bootstrap>")
 
 
+def _loaded(name, fromlist):
+    """Whether importing name (and fromlist from it) can run no code: the
+    module is loaded and has every name asked for (a missing one may be a
+    submodule to load, or come from a module __getattr__)."""
+    mod = sys.modules.get(name)
+    if mod is None:
+        return False
+    if fromlist:
+        names = getattr(mod, "__dict__", None)
+        if names is None:
+            return False
+        for sub in fromlist:
+            # "*" may load the submodules named in __all__.
+            if sub == "*" or sub not in names:
+                return False
+    return True
+
+
 class Record:
     """What one test, fixture setup, or importing module touched."""
 
@@ -205,12 +223,16 @@ class Tracker:
 
         def tracked_import(name, globals=None, locals=None, fromlist=(),
                            level=0):
-            if tracker.segmenting:
+            # An import that runs no module's code (most of them: the
+            # module is loaded) is no boundary.
+            segment = tracker.segmenting and not (
+                level == 0 and _loaded(name, fromlist))
+            if segment:
                 tracker._boundary()
             try:
                 mod = real_import(name, globals, locals, fromlist, level)
             finally:
-                if tracker.segmenting:
+                if segment:
                     tracker._boundary(exiting=not fromlist)
             if tracker.rec is not None:
                 tracker._note_import(name, globals, fromlist, level)
