@@ -790,6 +790,11 @@ static int store_reattach(struct store *s, const char *why, char *err,
 	int refused = 0;
 
 	snprintf(reason, sizeof reason, "%s", why);
+	/* quick_check's answer spans lines ("*** in database main ***\n
+	 * Page 337: ..."): the log gets it as one line. */
+	for (char *p = reason; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
 	store_detach(s);
 	if (store_move_aside(s->path, aside, sizeof aside) == -1) {
 		store_errf(err, errlen, "%s is damaged (%s) and cannot be "
