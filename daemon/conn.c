@@ -482,7 +482,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		conn_close(c);
 		return;
 	}
-	if (c->paused && left < CONN_OUT_LOW) {
+	if (c->paused && left <= CONN_OUT_LOW) {
 		c->paused = 0;
 		bufferevent_enable(bev, EV_READ);
 		conn_process(c);
@@ -779,7 +779,12 @@ void conn_accept(struct server *srv, int fd)
 	}
 	idle.tv_sec = (time_t)(srv->cfg->idle_ms / 1000);
 	idle.tv_usec = (suseconds_t)(srv->cfg->idle_ms % 1000) * 1000;
+	/* The write timeout closes a client that stops reading its replies:
+	 * no byte written for the idle time. */
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	/* Without a low watermark the write callback, which resumes a paused
+	 * client, would wait for the output to be empty. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);

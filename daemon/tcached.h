@@ -31,9 +31,12 @@ struct bufferevent;
 #define SERVER_SHUTDOWN_MS 2000u		/* grace for in-flight replies */
 #define SERVER_REFUSALS_LOGGED 10u		/* refusal lines a second; the
 						   rest are counted */
-#define CONN_OUT_HIGH (8u * 1024 * 1024)	/* stop reading a client whose
-						   unread replies pass this */
-#define CONN_OUT_LOW (1u * 1024 * 1024)		/* and resume below this */
+#define CONN_OUT_HIGH (256u * 1024)		/* stop reading a client whose
+						   unsent replies pass this: a
+						   client that never reads holds
+						   this plus one reply, so 1,000
+						   of them cannot take gigabytes */
+#define CONN_OUT_LOW (64u * 1024)		/* and resume at or below this */
 
 struct config {
 	const char *socket_path;

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import (Raw, frame, s, u32, enc_record, enc_input, HELLO,
                       STATUS, LOOKUP, RECORD, INVALIDATE, STATS, EXPLAIN,
-                      LIST, E_MALFORMED, E_UNKNOWN, E_VERSION, E_TOO_LARGE,
-                      E_LIMIT, E_HANDSHAKE)
+                      LIST, GC, E_MALFORMED, E_UNKNOWN, E_VERSION,
+                      E_TOO_LARGE, E_LIMIT, E_HANDSHAKE, E_BUSY, INV_TEST)
 
 
 def closes_with(code, *also):
@@ -375,3 +375,338 @@ def test_client_that_never_reads(daemon):
         assert c.status()["pid"] == daemon.pid()
     assert daemon.cli("status").rc == 0
     hog.close()
+
+
+# ------------------------------------------------ at scale, with figures
+#
+# The tests below watch the daemon's resident memory (VmRSS and its peak,
+# VmHWM, from /proc/PID/status) while a bystander, connected before the
+# attack, keeps asking; each prints its figures (pytest -s or -rP).
+
+def _proc_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def rss_mib(pid):
+    return _proc_kib(pid, "VmRSS") / 1024.0
+
+
+def peak_mib(pid):
+    return _proc_kib(pid, "VmHWM") / 1024.0
+
+
+class Bystander:
+    """A well-behaved client asking STATUS and LOOKUP in a loop from a
+    thread: every answer must come, the slowest within max_s."""
+
+    def __init__(self, d, key=None, pause=0.02):
+        self.d = d
+        self.key = key or os.urandom(32)
+        self.pause = pause
+        self.c = d.raw(timeout=10)
+        self.c.record([enc_record(self.key, "bystander")])
+        self.answers = 0
+        self.slowest = 0.0
+        self.errors = []
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            t0 = time.monotonic()
+            try:
+                assert self.c.status()["pid"] == self.d.pid()
+                hit = self.c.lookup([self.key])[0]
+                assert hit is not None and hit["outcome"] == 1
+            except Exception as e:      # noqa: BLE001 - reported by stop()
+                self.errors.append(repr(e))
+                return
+            self.slowest = max(self.slowest, time.monotonic() - t0)
+            self.answers += 1
+            time.sleep(self.pause)
+
+    def __enter__(self):
+        self.t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        self.t.join(15)
+        self.c.close()
+        if exc[0] is None:
+            self.check()
+
+    def check(self, max_s=2.0):
+        assert not self.t.is_alive(), "the bystander hung"
+        assert not self.errors, "the bystander failed: %s" % self.errors
+        assert self.answers > 0, "the bystander got no answer"
+        assert self.slowest < max_s, \
+            "the bystander waited %.2f s for an answer" % self.slowest
+
+
+@pytest.fixture
+def many_fds():
+    """Raises this process's descriptor limit (tcached, started after,
+    inherits it) so that 1,000 connections fit at both ends."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if want < 1100:
+        pytest.skip("RLIMIT_NOFILE hard limit %d is under 1100" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_thousand_connections(make_daemon, many_fds):
+    """1,000 clients connected at once, each handshakes, records, looks
+    up and asks STATUS with all the others still open; one more than
+    --max-clients is refused with BUSY; the bystander is answered
+    throughout and RSS stays small."""
+    n = 1000
+    d = make_daemon("--max-clients", str(n + 1))   # + the bystander
+    base = rss_mib(d.pid())
+    conns = []
+    try:
+        with Bystander(d) as by:
+            for _ in range(n):
+                conns.append(Raw(d.sock, hello=False, timeout=20))
+            # Every one speaks before any reads: 1,000 pending at once.
+            keys = [os.urandom(32) for _ in range(n)]
+            for i, c in enumerate(conns):
+                c.send(HELLO_OK + msg(RECORD, u32(1) + enc_record(
+                    keys[i], "conn/%d" % i)) + msg(LOOKUP, u32(1) + keys[i]))
+            for i, c in enumerate(conns):
+                assert c.recv_frame()[0] == HELLO | 0x80
+                t, r = c.recv_frame()
+                assert t == RECORD | 0x80, "client %d: 0x%02x" % (i, t)
+                t, r = c.recv_frame()
+                assert t == LOOKUP | 0x80 and r.u32() == 1 and r.u8() == 1
+            # All 1,000 still open: each answers STATUS again.
+            for c in conns:
+                c.send(msg(STATUS))
+            for c in conns:
+                assert c.recv_frame()[0] == STATUS | 0x80
+            held = rss_mib(d.pid())
+            # One over the limit is turned away, and says why.
+            extra = Raw(d.sock, hello=False)
+            code, why = extra.expect_error()
+            assert code == E_BUSY and "too many" in why
+            assert extra.at_eof()
+            extra.close()
+    finally:
+        for c in conns:
+            c.close()
+    peak = peak_mib(d.pid())
+    print("thousand-connections: %d held, RSS %.1f MiB before, %.1f MiB "
+          "with all open, peak %.1f MiB; bystander %d answers, slowest "
+          "%.0f ms" % (n, base, held, peak, by.answers, by.slowest * 1000))
+    # About 2 KiB a connection: 64 MiB leaves room for allocator noise but
+    # not for a buffer kept per connection.
+    assert peak < base + 64, "RSS peaked at %.1f MiB" % peak
+    # Once they are gone a newcomer is served again.
+    assert d.cli("status").rc == 0
+
+
+# Partial frames that then stall: each must be closed by the idle timer.
+STALLS = {
+    "header-only": u32(100),
+    "half-header": b"\x00\x00",
+    "header-and-part": u32(1000) + bytes([LOOKUP]) + u32(31),
+    "big-frame-half-sent": u32(4 * 1024 * 1024) + bytes([RECORD]) +
+    bytes(2 * 1024 * 1024),
+}
+
+
+def test_header_then_stall(make_daemon):
+    """Clients that send part of a frame (after HELLO, and before it) and
+    stall are closed by --idle-timeout; the memory a half-sent 4 MiB
+    frame holds is given back to the system or reused, never lost; the
+    bystander is served all the while."""
+    d = make_daemon("--idle-timeout", "1s")
+    base = rss_mib(d.pid())
+    with Bystander(d) as by:
+        stalled = []
+        for rounds in range(3):
+            for name, data in STALLS.items():
+                for hello in (False, True):
+                    c = Raw(d.sock, hello=hello, timeout=10)
+                    c.send(data)
+                    stalled.append((name, hello, c, time.monotonic()))
+            for name, hello, c, t0 in stalled:
+                assert c.at_eof(5), "%s (hello %s) still open after 5 s" \
+                    % (name, hello)
+                took = time.monotonic() - t0
+                assert took >= 0.8, "%s closed after %.2f s, before the " \
+                    "idle timeout" % (name, took)
+                c.close()
+            stalled.clear()
+            after = rss_mib(d.pid())
+    peak = peak_mib(d.pid())
+    print("header-then-stall: %d stalled clients closed in 3 rounds; RSS "
+          "%.1f MiB before, %.1f MiB after, peak %.1f MiB; bystander %d "
+          "answers, slowest %.0f ms" % (len(STALLS) * 2 * 3, base, after,
+                                        peak, by.answers, by.slowest * 1000))
+    # Three rounds of two half-sent 4 MiB frames: a leak would be 12 MiB+.
+    assert after < base + 24, "RSS %.1f MiB after the stalls" % after
+    assert "idle" in d.log_text()
+
+
+def test_never_reading_clients_bounded(make_daemon):
+    """Clients that pipeline requests with large replies (LIST of 1,000
+    entries, ~200 KB each) and never read them: tcached stops reading
+    each once its unsent replies pass CONN_OUT_HIGH, so memory stays
+    bounded by the number of such clients, not by what they ask; the
+    write timeout closes them; the bystander is served throughout."""
+    hogs_n, per_hog = 40, 60          # 40 x 60 x ~200 KB = ~480 MB asked
+    d = make_daemon("--idle-timeout", "3s")
+    with d.raw() as c:
+        c.record([enc_record(os.urandom(32), "hog/%04d" % i,
+                             message="m" * 100) for i in range(1000)])
+        entries, _ = c.list(limit=1000)
+        assert len(entries) == 1000
+    base = rss_mib(d.pid())
+    req = msg(LIST, s("") + s("") + u32(1000) + bytes(8))
+    hogs = []
+    with Bystander(d) as by:
+        for _ in range(hogs_n):
+            h = Raw(d.sock, timeout=10)
+            h.sock.setblocking(False)
+            hogs.append([h, req * per_hog])
+        # Push each hog's requests as far as the socket takes them.
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end and any(p for _, p in hogs):
+            for hp in hogs:
+                if not hp[1]:
+                    continue
+                try:
+                    sent = hp[0].sock.send(hp[1])
+                    hp[1] = hp[1][sent:]
+                except BlockingIOError:
+                    pass
+            time.sleep(0.01)
+        time.sleep(0.5)
+        held = rss_mib(d.pid())
+        # The write timeout (no progress for --idle-timeout) closes them.
+        for h, _ in hogs:
+            h.sock.setblocking(True)
+            assert h.at_eof(10), "a client that never reads was not closed"
+            h.close()
+    peak = peak_mib(d.pid())
+    print("never-reading: %d clients asked %d LIST replies each; RSS %.1f "
+          "MiB before, %.1f MiB while held, peak %.1f MiB; bystander %d "
+          "answers, slowest %.0f ms" % (hogs_n, per_hog, base, held, peak,
+                                        by.answers, by.slowest * 1000))
+    per = (peak - base) / hogs_n
+    assert per < 2.0, "%.2f MiB per client that never reads (peak %.1f " \
+        "MiB): output is not held back" % (per, peak)
+    assert d.cli("status").rc == 0
+
+
+# One valid request of each type, to be cut at every byte.
+def _valid_bodies():
+    rec = enc_record(bytes(range(32)), "tests/t.py::t", project="p",
+                     root="/r", message="msg",
+                     inputs=[(0, "a.c", bytes(32)), (1, "b.c", bytes(32)),
+                             (2, "HOME", bytes(32))])
+    return {
+        "HELLO": bytes([HELLO]) + u32(1) + s("client"),
+        "STATUS": bytes([STATUS]),
+        "LOOKUP": bytes([LOOKUP]) + u32(2) + bytes(32) + bytes(range(32)),
+        "RECORD": bytes([RECORD]) + u32(2) + rec + rec,
+        "INVALIDATE": bytes([INVALIDATE]) + bytes([INV_TEST, 1]) + s("t*") +
+        bytes(32),
+        "STATS": bytes([STATS, 0]),
+        "LIST": bytes([LIST]) + s("t*") + s("/r") + u32(10) + bytes(8),
+        "EXPLAIN": bytes([EXPLAIN]) + s("p") + s("tests/t.py::t"),
+        "GC": bytes([GC]),
+    }
+
+
+def _expect_closed_with(c, codes, what):
+    t, r = c.recv_frame()
+    assert t == 0xFF, "%s: answered 0x%02x, not ERROR" % (what, t)
+    code = r.u16()
+    assert code in codes, "%s: ERROR %d (%s)" % (what, code, r.str())
+    assert c.at_eof(), "%s: connection left open" % what
+
+
+def test_every_message_truncated_at_every_offset(daemon):
+    """Each request type, its frame's body cut after every byte (the frame
+    length saying so): ERROR MALFORMED and close, every time.  Then the
+    same frames sent whole but the connection closed after every byte:
+    no reply needed, no harm done.  Nothing is stored by either."""
+    bodies = _valid_bodies()
+    # The whole bodies are valid: each is answered.
+    with daemon.raw() as c:
+        for name, body in bodies.items():
+            c.send(frame(body))
+            t, _ = c.recv_frame()
+            assert t == body[0] | 0x80, "%s: 0x%02x" % (name, t)
+        entries_before = c.status()["entries"]
+    cases = 0
+    with Bystander(daemon) as by:
+        for name, body in bodies.items():
+            for cut in range(len(body)):
+                c = Raw(daemon.sock, hello=name != "HELLO")
+                c.send(frame(body[:cut]) if cut else u32(0))
+                _expect_closed_with(c, (E_MALFORMED,),
+                                    "%s cut at %d of %d" % (name, cut, len(body)))
+                c.close()
+                cases += 1
+            whole = frame(body)
+            for cut in range(1, len(whole)):
+                c = Raw(daemon.sock, hello=name != "HELLO")
+                c.send(whole[:cut])
+                c.sock.shutdown(socket.SHUT_WR)
+                assert c.at_eof(), "%s sent %d of %d bytes then closed: " \
+                    "still open" % (name, cut, len(whole))
+                c.close()
+                cases += 1
+    assert daemon.running()
+    with daemon.raw() as c:
+        # The bystander's own record is the only one added.
+        assert c.status()["entries"] == entries_before + 1
+    print("truncation: %d cut frames, bystander %d answers, slowest %.0f ms"
+          % (cases, by.answers, by.slowest * 1000))
+
+
+def test_every_unknown_type(daemon):
+    """All 247 type bytes that are not requests, after HELLO: ERROR
+    UNKNOWN (MALFORMED for a reply type whose fields do not parse) and
+    close."""
+    requests = set(range(HELLO, 10))
+    with Bystander(daemon):
+        for t in range(256):
+            if t in requests:
+                continue
+            c = Raw(daemon.sock)
+            c.send(msg(t))
+            _expect_closed_with(c, (E_UNKNOWN, E_MALFORMED), "type 0x%02x" % t)
+            c.close()
+            # Before HELLO an unknown type is no handshake either.
+            c = Raw(daemon.sock, hello=False)
+            c.send(msg(t))
+            _expect_closed_with(c, (E_UNKNOWN, E_MALFORMED, E_HANDSHAKE),
+                                "type 0x%02x before HELLO" % t)
+            c.close()
+
+
+@pytest.mark.parametrize("version", [0, 2, 3, 0x100, 0x01000000, 0xFFFFFFFF])
+def test_wrong_version(daemon, version):
+    """A version other than 1, first or after a good handshake: ERROR
+    VERSION naming the one spoken, then close."""
+    for first in (True, False):
+        c = Raw(daemon.sock, hello=not first)
+        c.send(msg(HELLO, u32(version) + s("v")))
+        t, r = c.recv_frame()
+        assert t == 0xFF
+        code, why = r.u16(), r.str()
+        assert code == E_VERSION and "1" in why, (code, why)
+        assert c.at_eof()
+        c.close()
+    assert daemon.cli("status").rc == 0
