@@ -391,6 +391,23 @@ def _proc_kib(pid, field):
     raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
+def instrumented(pid):
+    """True when tcached runs under valgrind or with ASan (make valgrind,
+    make sanitize): their shadow memory and quarantine make RSS say
+    nothing of tcached's own, and everything is slower."""
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+        with open("/proc/%d/maps" % pid) as f:
+            maps = f.read()
+        with open(exe, "rb") as f:
+            image = f.read()
+    except OSError:
+        return True
+    return ("valgrind" in exe or "memcheck" in os.path.basename(exe) or
+            "libasan" in maps or "vgpreload" in maps or
+            b"__asan_init" in image)
+
+
 def rss_mib(pid):
     return _proc_kib(pid, "VmRSS") / 1024.0
 
@@ -438,9 +455,9 @@ class Bystander:
         self.t.join(15)
         self.c.close()
         if exc[0] is None:
-            self.check()
+            self.check(10.0 if instrumented(self.d.pid()) else 2.0)
 
-    def check(self, max_s=2.0):
+    def check(self, max_s):
         assert not self.t.is_alive(), "the bystander hung"
         assert not self.errors, "the bystander failed: %s" % self.errors
         assert self.answers > 0, "the bystander got no answer"
@@ -507,7 +524,8 @@ def test_thousand_connections(make_daemon, many_fds):
           "%.0f ms" % (n, base, held, peak, by.answers, by.slowest * 1000))
     # About 2 KiB a connection: 64 MiB leaves room for allocator noise but
     # not for a buffer kept per connection.
-    assert peak < base + 64, "RSS peaked at %.1f MiB" % peak
+    if not instrumented(d.pid()):
+        assert peak < base + 64, "RSS peaked at %.1f MiB" % peak
     # Once they are gone a newcomer is served again.
     assert d.cli("status").rc == 0
 
@@ -552,7 +570,8 @@ def test_header_then_stall(make_daemon):
           "answers, slowest %.0f ms" % (len(STALLS) * 2 * 3, base, after,
                                         peak, by.answers, by.slowest * 1000))
     # Three rounds of two half-sent 4 MiB frames: a leak would be 12 MiB+.
-    assert after < base + 24, "RSS %.1f MiB after the stalls" % after
+    if not instrumented(d.pid()):
+        assert after < base + 24, "RSS %.1f MiB after the stalls" % after
     assert "idle" in d.log_text()
 
 
@@ -602,7 +621,7 @@ def test_never_reading_clients_bounded(make_daemon):
           "answers, slowest %.0f ms" % (hogs_n, per_hog, base, held, peak,
                                         by.answers, by.slowest * 1000))
     per = (peak - base) / hogs_n
-    assert per < 2.0, "%.2f MiB per client that never reads (peak %.1f " \
+    assert instrumented(d.pid()) or per < 2.0, "%.2f MiB per client that never reads (peak %.1f " \
         "MiB): output is not held back" % (per, peak)
     assert d.cli("status").rc == 0
 
