@@ -488,8 +488,12 @@ def test_expiry_sweep_on_a_full_disk_does_not_spin(full_daemon, disk):
     # GC is the same removal as a job of the client's: it answers.
     with d.raw(timeout=15) as c:
         try:
+            # The sweep itself may have got through by now (a delete can
+            # fit where SQLite reuses its log): what counts is that no
+            # expired entry is left once GC says done.
             n = c.gc()
-            assert n == len(short) and c.status()["entries"] == len(known)
+            assert n <= len(short)
+            assert c.status()["entries"] == len(known)
         except ProtoError as e:
             assert_full_error(e)
     disk.free()
