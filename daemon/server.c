@@ -359,23 +359,27 @@ static void server_space_back(void)
 /* A store call failed: a damaged file is moved aside and replaced. */
 void server_store_failed(struct server *srv, int rc)
 {
-	char err[512];
+	char err[512], why[256];
 	struct conn *c;
 
 	if (rc == STORE_EFULL)
 		server_space_full(srv);
 	if (rc != STORE_ECORRUPT)
 		return;
-	log_warn("DATABASE DAMAGED: %s; moving it aside and starting afresh",
-	    store_error(srv->store));
+	/* One line for the event: store_recover's message names the reason
+	 * and where the file went; only when it says nothing is ours. */
+	snprintf(why, sizeof why, "%s", store_error(srv->store));
 	while ((c = TAILQ_FIRST(&srv->waiting)) != NULL) {
 		TAILQ_REMOVE(&srv->waiting, c, wait_entry);
 		conn_deliver(c, 0);
 	}
 	if (store_recover(srv->store, err, sizeof err) != STORE_OK)
-		log_warn("cannot recover the database: %s", err);
+		log_warn("database damaged (%s) and cannot be recovered: %s",
+		    why, err);
 	else if (err[0] != '\0')
 		log_warn("%s", err);
+	else
+		log_warn("database damaged (%s); started afresh", why);
 }
 
 static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
