@@ -3,6 +3,8 @@
  * server.  Runs in the foreground and logs to stderr: a service manager
  * (systemd, launchd, a CI job) is the norm.
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -198,6 +200,32 @@ static int main_parse(struct config *cfg, int argc, char **argv)
 	return 0;
 }
 
+/* Descriptors besides the clients': the listener, the database and its
+ * -wal and -shm, the log, the lock file, libevent's own. */
+#define MAIN_SPARE_FDS 32
+
+/*
+ * Raises the soft descriptor limit to what --max-clients needs (never past
+ * the hard limit), so that the default 1024 clients fit under a default
+ * soft limit of 1024; when it cannot, says how many clients will fit.
+ */
+static void main_raise_fd_limit(unsigned max_clients)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_clients + MAIN_SPARE_FDS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ?
+	    rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("descriptor limit %llu: about %llu clients fit, not "
+		    "--max-clients %u",
+		    (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)(rl.rlim_cur > MAIN_SPARE_FDS ?
+		    rl.rlim_cur - MAIN_SPARE_FDS : 0), max_clients);
+}
+
 int main(int argc, char **argv)
 {
 	static char sock[PATH_MAX], db[PATH_MAX];
@@ -231,6 +259,7 @@ int main(int argc, char **argv)
 		    cfg.log_path, strerror(errno));
 		return 1;
 	}
+	main_raise_fd_limit(cfg.max_clients);
 	rc = server_init(&srv, &cfg) == 0 && server_run(&srv) == 0 ? 0 : 1;
 	server_free(&srv);
 	if (rc == 0)

@@ -457,3 +457,43 @@ def test_foreign_daemon_on_tmp_default_refused(shared_base):
         assert r.returncode == 0, r.stderr
     finally:
         _stop(proc, sock)
+
+
+def _soft_nofile(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no open-files line")
+
+
+def test_descriptor_limit_raised_for_max_clients(make_daemon, tmp_path):
+    """Started under a soft limit of 256 descriptors, tcached raises it to
+    what --max-clients needs (the hard limit allowing), or says how many
+    clients will fit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip("hard descriptor limit %d" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        d = make_daemon("--max-clients", "1000", name="fds")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert _soft_nofile(d.proc.pid) >= 1000
+
+    def low_limits():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 300))
+    sock = str(tmp_path / "s")
+    os.chmod(str(tmp_path), 0o700)
+    p = subprocess.Popen([TCACHED, "--socket", sock, "--db",
+                          str(tmp_path / "db"), "--max-clients", "1000"],
+                         stderr=subprocess.PIPE, universal_newlines=True,
+                         preexec_fn=low_limits)
+    try:
+        line = p.stderr.readline()
+        assert "about 268 clients fit, not --max-clients 1000" in line, line
+        assert _soft_nofile(p.pid) == 300
+    finally:
+        p.terminate()
+        p.communicate(timeout=10)
