@@ -37,7 +37,8 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench bench-precision install valgrind clang plugin
+        bench bench-precision install valgrind clang plugin \
+        fuzz fuzz-replay fuzz-seeds fuzz-merge
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
 
@@ -117,7 +118,7 @@ acceptance: all
 
 # sanitize is part of it: ~1.5 min more for the unit and integration tests
 # under ASan and UBSan.  valgrind (~5 min) stays a target of its own.
-check: unit integration plugin acceptance clang sanitize
+check: unit integration plugin acceptance clang sanitize fuzz-replay
 	@echo "make check: all tests passed"
 
 run: all
@@ -142,6 +143,58 @@ valgrind: all
 	@if find $(VG)/logs -type f -size +0 | grep -q .; then \
 	  cat $(VG)/logs/*; echo "valgrind: errors above"; exit 1; fi
 	@echo "valgrind: no errors, no leaks"
+
+# --- fuzzing (tests/fuzz) ---
+# `make fuzz` runs the libFuzzer harness of the codec and the parsers for
+# FUZZ_SECONDS on one core (clang and its runtime, installed here only);
+# new inputs go to $(FUZZ_DIR)/corpus, crashes to $(FUZZ_DIR)/crashes.
+# `make fuzz-merge` then adds the inputs that reach new code to the seed
+# corpus.  `make fuzz-replay` (in make check) replays tests/fuzz/corpus
+# through the same harness built by $(CC), with ASan and UBSan when $(CC)
+# links them: no clang needed.  `make fuzz-seeds` rewrites the seeds.
+FUZZ_DEBS    = clang libclang-rt-dev
+FUZZ_SECONDS ?= 600
+FUZZ_ARGS    ?=
+FUZZ_DIR     = $(BUILD)/fuzz
+FUZZ_CODEC   = proto/codec.c proto/parse.c proto/structs.c
+FUZZ_HDRS    = proto/proto.h proto/limits.h client/tcache.h tests/fuzz/fuzz.h
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -I.
+# Lazily expanded, so only the replay's recipe probes $(CC).
+FUZZ_REPLAY_SAN = $(shell echo 'int main(void){return 0;}' | \
+  $(CC) $(FUZZ_SAN) -x c -o /dev/null - 2>/dev/null && echo '$(FUZZ_SAN)')
+
+$(FUZZ_DIR)/fuzz_proto: tests/fuzz/fuzz_proto.c $(FUZZ_CODEC) $(FUZZ_HDRS)
+	@sh scripts/deps.sh $(FUZZ_DEBS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ \
+	  tests/fuzz/fuzz_proto.c $(FUZZ_CODEC)
+
+$(FUZZ_DIR)/replay: tests/fuzz/replay.c tests/fuzz/fuzz_proto.c $(FUZZ_CODEC) \
+                    $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(FUZZ_CFLAGS) $(FUZZ_REPLAY_SAN) -o $@ tests/fuzz/replay.c \
+	  tests/fuzz/fuzz_proto.c $(FUZZ_CODEC)
+
+$(FUZZ_DIR)/seeds: tests/fuzz/seeds.c $(FUZZ_CODEC) $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/seeds.c $(FUZZ_CODEC)
+
+fuzz: $(FUZZ_DIR)/fuzz_proto
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	$(FUZZ_DIR)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/ \
+	  $(FUZZ_ARGS) $(FUZZ_DIR)/corpus tests/fuzz/corpus
+
+fuzz-merge: $(FUZZ_DIR)/fuzz_proto
+	$(FUZZ_DIR)/fuzz_proto -merge=1 tests/fuzz/corpus $(FUZZ_DIR)/corpus
+
+fuzz-replay: $(FUZZ_DIR)/replay
+	$(FUZZ_DIR)/replay tests/fuzz/corpus
+
+fuzz-seeds: $(FUZZ_DIR)/seeds
+	mkdir -p tests/fuzz/corpus && $(FUZZ_DIR)/seeds tests/fuzz/corpus
 
 # Every source compiled by clang too: no warning under either compiler.
 clang:
