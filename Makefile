@@ -117,7 +117,7 @@ acceptance: all
 	else echo "acceptance: ../shared/acceptance/core.sh not present, skipped"; fi
 
 # sanitize is part of it: ~1.5 min more for the unit and integration tests
-# under ASan and UBSan.  valgrind (~5 min) stays a target of its own.
+# under ASan and UBSan.  valgrind (~8 min) stays a target of its own.
 check: unit integration plugin acceptance clang sanitize fuzz-replay
 	@echo "make check: all tests passed"
 
@@ -130,7 +130,7 @@ sanitize:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  CFLAGS="-O1 -g" unit integration
 
-# The integration tests with tcached under valgrind memcheck (slow: ~5 min).
+# The integration tests with tcached under valgrind memcheck (slow: ~8 min).
 # The log directory is open to all: some tests run tcached as nobody.
 VG = $(BUILD)/valgrind
 valgrind: all
