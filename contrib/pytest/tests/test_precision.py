@@ -252,33 +252,42 @@ def test_precision_is_part_of_the_key(precise_project):
     assert r.ran == ALL, r
 
 
-def test_fixture_setup_counts_for_every_test_using_it(tc):
+FIXTURE_MODULE = """\
+    import pytest
+    from ranlog import ran
+    from pkg import util
+
+
+    @pytest.fixture(scope="module")
+    def value():
+        return util.helper()
+
+
+    def test_first(value):
+        ran()
+        assert value == 10
+
+
+    def test_second(%s):
+        ran()
+        assert %s == 10
+    """
+
+
+@pytest.mark.parametrize("second", [
+    # By name: it reuses the value without running the helper.
+    ("value", "value"),
+    # By request.getfixturevalue() at run time.
+    ("request", 'request.getfixturevalue("value")'),
+])
+def test_fixture_setup_counts_for_every_test_using_it(tc, second):
     """A module-scoped fixture runs a helper once, in the first test's
-    setup; the second test reuses its value without running the helper.
+    setup; the second test gets its value without running the helper.
     Both depend on it."""
     tc.write({"pytest.ini": "[pytest]\n",
               "pkg/__init__.py": "",
               "pkg/util.py": "def helper():\n    return 10\n",
-              "tests/test_fix.py": """\
-                  import pytest
-                  from ranlog import ran
-                  from pkg import util
-
-
-                  @pytest.fixture(scope="module")
-                  def value():
-                      return util.helper()
-
-
-                  def test_first(value):
-                      ran()
-                      assert value == 10
-
-
-                  def test_second(value):
-                      ran()
-                      assert value == 10
-                  """})
+              "tests/test_fix.py": FIXTURE_MODULE % second})
     both = {"tests/test_fix.py::test_first", "tests/test_fix.py::test_second"}
     assert tc.run(*PRECISE).ran == both
     assert tc.run(*PRECISE).ran == set()
@@ -354,39 +363,3 @@ def test_explain_tells_a_body_change_from_an_interface_change(
         assert cp.returncode == 0, cp.stdout + cp.stderr
     else:
         assert "changed (interface): pkg/util.py" in cp.stdout, cp.stdout
-
-
-def test_fixture_got_by_getfixturevalue_counts_too(tc):
-    """The second test gets the module-scoped fixture by name at run time
-    (request.getfixturevalue), reusing the value the first test's setup
-    computed."""
-    tc.write({"pytest.ini": "[pytest]\n",
-              "pkg/__init__.py": "",
-              "pkg/util.py": "def helper():\n    return 10\n",
-              "tests/test_dyn.py": """\
-                  import pytest
-                  from ranlog import ran
-                  from pkg import util
-
-
-                  @pytest.fixture(scope="module")
-                  def value():
-                      return util.helper()
-
-
-                  def test_first(value):
-                      ran()
-                      assert value == 10
-
-
-                  def test_second(request):
-                      ran()
-                      assert request.getfixturevalue("value") == 10
-                  """})
-    both = {"tests/test_dyn.py::test_first", "tests/test_dyn.py::test_second"}
-    assert tc.run(*PRECISE).ran == both
-    assert tc.run(*PRECISE).ran == set()
-    tc.edit("pkg/util.py", "return 10", "return 11")
-    r = tc.run(*PRECISE)
-    assert r.ran == both, r
-    assert r.outcomes == {"failed": 2}, r
