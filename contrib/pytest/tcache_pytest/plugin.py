@@ -394,6 +394,11 @@ class TcacheSession:
         except (proto.TcacheUnavailable, proto.TcacheError) as e:
             self._lost(e)
             return
+        if self.client.readonly and not self.readonly:
+            # A read-only peer's records would all be refused.
+            self.readonly = True
+            self.warnings["readonly"] = "tcache: tcached serves this user " \
+                "read-only: results are looked up, not recorded"
         for item, res in zip(wanted, results):
             if res.is_pass() and self._verify(res):
                 self.cached[item.nodeid] = res

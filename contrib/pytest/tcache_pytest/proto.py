@@ -182,6 +182,8 @@ def default_socket():
 class Client:
     """One connection to tcached; every call is bounded by timeout seconds."""
 
+    readonly = False        # the daemon said it serves us read-only
+
     def __init__(self, path=None, timeout=2.0, name="tcache-pytest"):
         self.path = path or default_socket()
         self.timeout = timeout
@@ -206,7 +208,8 @@ class Client:
         self.sock = s
         r = self._call(HELLO, u32(PROTO_VERSION) + _str(self.name.encode()))
         r.u32()
-        r.str()
+        # tcached names itself, and says when it serves this peer read-only.
+        self.readonly = r.str().endswith(b" read-only")
         r.done()
 
     def _recv(self, n):

@@ -1,6 +1,14 @@
 """Modes and markers: readonly, record-only, TCACHE_DISABLE, the ini switch,
 tcache_never, flaky tests, and tests that edit their own inputs."""
 
+import os
+import shutil
+import subprocess
+import time
+
+from conftest import TCACHED, clean_env, short_tmpdir
+
+
 SIMPLE = {
     "pytest.ini": "[pytest]\n",
     "helper.py": """\
@@ -276,3 +284,31 @@ def test_ttl_is_sent_with_records(tc, daemon):
             assert e["expires_ms"] - e["created_ms"] == 90 * 60 * 1000, e
     r = tc.run("--tcache-ttl=soon")
     assert r.ret == 4 and "--tcache-ttl" in r.text, r
+
+
+def test_readonly_peer_of_the_daemon_records_nothing_and_says_so(tc):
+    """A tcached that serves this uid read-only (--readonly-uid): the
+    plugin looks up, records nothing, and says so once, not as lost
+    results."""
+    d = short_tmpdir("tcro")
+    sock = os.path.join(d, "s")
+    proc = subprocess.Popen(
+        [TCACHED, "--socket", sock, "--db", os.path.join(d, "db"),
+         "--readonly-uid", str(os.getuid())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=clean_env())
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tc.monkeypatch.setenv("TCACHE_SOCKET", sock)
+        tc.write(SIMPLE)
+        for _ in range(2):
+            r = tc.run()
+            assert r.ran == SIMPLE_IDS and r.cached == set(), r
+            assert "serves this user read-only" in r.text, r
+            assert "results not recorded" not in r.text, r
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
