@@ -65,10 +65,6 @@ class Digests:
         entry = self._table.get(path)
         return entry[0] if entry is not None else None
 
-    def fresh(self, path):
-        """Reads the file again, whatever was read before."""
-        return self._read(path)
-
     def current(self, path):
         """The file's digest now: the one read before when its stat
         signature has not moved since, else read again.  A file modified
