@@ -37,7 +37,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench bench-precision install valgrind clang plugin \
+        bench bench-bin bench-precision install valgrind clang plugin \
         fuzz fuzz-replay fuzz-seeds fuzz-merge
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
@@ -207,10 +207,21 @@ clang:
 # bench-precision: --tcache-precision=executed next to pytest-testmon (run
 # from its source in a git mirror, see bench/testmon_compare.py) on the same
 # edits, with coverage's per-test count as a second reference (~15 min).
-BENCH_DEBS = python3-networkx python3-coverage git
-bench: all
+# make bench: bench/run.py runs every part (bench/*.py) side by side and
+# writes bench/results/latest.json (the run before it: previous.json).
+BENCH_DEBS = python3-networkx python3-coverage git redis-server
+# C programs of the benchmarks, one source each in bench/, linked with
+# libtcache and what the daemon links (for in-process SQLite references).
+BENCH_PROGS =
+BENCH_BIN = $(BENCH_PROGS:%=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtcache.a | $(STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtcache.a \
+	  $(call PKG,libsodium libevent sqlite3) -lpthread
+bench-bin: all $(BENCH_BIN)
+bench: bench-bin
 	@sh scripts/deps.sh $(BENCH_DEBS)
-	$(PYTHON) bench/pytest_suite.py $(BENCH_ARGS)
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 bench-precision: all
 	@sh scripts/deps.sh $(BENCH_DEBS)
