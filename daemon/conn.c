@@ -141,9 +141,11 @@ static void conn_lookup(struct conn *c, const proto_msg *req)
 		conn_error(c, PROTO_E_BUSY, "out of memory");
 		return;
 	}
-	/* Hit counts ride on the group commit; if no transaction can be
-	 * opened (disk full) the lookups are still answered. */
-	if (store_begin(st) == STORE_OK)
+	/* Hit counts wait in memory for the next transaction (store_touch):
+	 * one is opened here only when these could overflow them.  If none
+	 * can be opened (disk full) the lookups are still answered. */
+	if (store_touches(st) + n > STORE_TOUCH_MAX && store_begin(st) ==
+	    STORE_OK)
 		server_schedule_commit(c->srv);
 	for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
 		rc = store_lookup(st, req->u.lookup.keys[i], now, &res[i]);
@@ -304,6 +306,15 @@ static void conn_stats(struct conn *c, const proto_msg *req)
 	proto_stats_free(st, n);
 }
 
+/* Entries as a reader should see them: with the hits counted so far. */
+static void conn_apply_hits(struct conn *c)
+{
+	struct store *st = c->srv->store;
+
+	if (store_touches(st) > 0 && store_begin(st) == STORE_OK)
+		server_schedule_commit(c->srv);
+}
+
 static void conn_list(struct conn *c, const proto_msg *req)
 {
 	proto_msg m = { .type = PROTO_LIST | PROTO_REPLY };
@@ -314,6 +325,7 @@ static void conn_list(struct conn *c, const proto_msg *req)
 
 	if (limit == 0 || limit > TC_MAX_LIST)
 		limit = TC_MAX_LIST;
+	conn_apply_hits(c);
 	rc = store_list(c->srv->store, req->u.list.test_glob,
 	    req->u.list.path, req->u.list.after, limit, &e, &n,
 	    &m.u.list_r.next);
@@ -334,6 +346,7 @@ static void conn_explain(struct conn *c, const proto_msg *req)
 	size_t n = 0;
 	int found = 0, rc;
 
+	conn_apply_hits(c);
 	rc = store_explain(c->srv->store, req->u.explain.project,
 	    req->u.explain.test, &found, &m.u.explain_r.entry, &in, &n);
 	if (rc != STORE_OK) {

@@ -204,7 +204,7 @@ static const char *const store_sql[S__COUNT] = {
 	[S_LOOKUP] =
 	    "SELECT id, outcome, flaky, duration_us, created, expires "
 	    "FROM entries WHERE key = ?1 AND expires > ?2",
-	[S_HIT] = "UPDATE entries SET hits = hits + 1, last_used = ?2 "
+	[S_HIT] = "UPDATE entries SET hits = hits + ?3, last_used = ?2 "
 	    "WHERE id = ?1",
 	[S_INPUTS_KIND] = "SELECT kind, path, digest FROM inputs "
 	    "WHERE entry = ?1 AND kind = ?2 ORDER BY path",
@@ -292,6 +292,10 @@ struct store {
 	uint64_t entries;
 	uint64_t counters[C__COUNT];
 	int dirty;			/* counters not yet written */
+	/* Hits outside a transaction, applied by the next store_begin, so
+	 * that a lookup costs no write of its own (store_touch). */
+	struct { int64_t id; uint64_t ms, n; } touched[STORE_TOUCH_MAX];
+	size_t ntouched;
 
 	/* What a rollback restores: the state at BEGIN and at SAVEPOINT. */
 	uint64_t txn_entries;
@@ -658,6 +662,7 @@ static void store_detach(struct store *s)
 	}
 	sqlite3_close(s->db);
 	s->db = NULL;
+	s->ntouched = 0;		/* their ids were the old file's */
 	if (s->in_txn)
 		s->lost_serial = s->txn_serial;
 	s->in_txn = s->in_savepoint = 0;
@@ -901,7 +906,7 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->db != NULL && (s->in_txn || s->dirty) &&
+	if (s->db != NULL && (s->in_txn || s->dirty || s->ntouched > 0) &&
 	    (store_begin(s) != STORE_OK || store_commit(s) != STORE_OK))
 		store_rollback(s);
 	store_detach(s);
@@ -935,6 +940,9 @@ static void store_txn_lost(struct store *s)
 	s->dirty = 1;
 }
 
+static int store_hit_write(struct store *s, int64_t id, uint64_t ms,
+    uint64_t n);
+
 int store_begin(struct store *s)
 {
 	int rc;
@@ -951,7 +959,18 @@ int store_begin(struct store *s)
 	s->txn_serial++;
 	s->txn_entries = s->entries;
 	memcpy(s->txn_counters, s->counters, sizeof s->counters);
+	/* Before anything else in the transaction, so that a record that
+	 * resets an entry's hits comes after the hits it had. */
+	for (size_t i = 0; i < s->ntouched; i++)
+		(void)store_hit_write(s, s->touched[i].id, s->touched[i].ms,
+		    s->touched[i].n);
+	s->ntouched = 0;
 	return STORE_OK;
+}
+
+size_t store_touches(const struct store *s)
+{
+	return s->ntouched;
 }
 
 int store_in_txn(const struct store *s)
@@ -1162,23 +1181,47 @@ static void store_count_lookup(struct store *s, int hit, uint64_t dur)
 	s->dirty = 1;
 }
 
-/* A hit's count and last use ride on the open transaction; without one it
- * is not worth a write of its own.  A failure other than damage does not
- * spoil the answer: lookups go on when the disk is full. */
-static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
+/* A failure other than damage does not spoil the answer: lookups go on
+ * when the disk is full. */
+static int store_hit_write(struct store *s, int64_t id, uint64_t ms,
+    uint64_t n)
 {
 	sqlite3_stmt *st = s->st[S_HIT];
 	int rc;
 
-	if (!s->in_txn)
-		return STORE_OK;
 	if ((rc = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, store_i64(now_ms))) != SQLITE_OK) {
+	    (rc = sqlite3_bind_int64(st, 2, store_i64(ms))) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, store_i64(n))) != SQLITE_OK) {
 		rc = store_fail(s, rc, "counting a hit");
 		store_done(st);
 	} else
 		rc = store_run(s, S_HIT);
 	return rc == STORE_ECORRUPT ? rc : STORE_OK;
+}
+
+/*
+ * A hit's count and last use ride on the open transaction.  Without one
+ * they wait in memory for the next (a record's, the sweep's within
+ * SERVER_SWEEP_MS, or one the caller opens when store_touches nears
+ * STORE_TOUCH_MAX): a transaction of its own would put a WAL write and
+ * its locks in every lookup's round trip, several times the rest of its
+ * cost.  A crash loses at most those counts, which decide no answer.
+ * Repeated hits of one entry take one slot.
+ */
+static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
+{
+	if (s->in_txn)
+		return store_hit_write(s, id, now_ms, 1);
+	if (s->ntouched > 0 && s->touched[s->ntouched - 1].id == id) {
+		s->touched[s->ntouched - 1].n++;
+		s->touched[s->ntouched - 1].ms = now_ms;
+	} else if (s->ntouched < STORE_TOUCH_MAX) {
+		s->touched[s->ntouched].id = id;
+		s->touched[s->ntouched].ms = now_ms;
+		s->touched[s->ntouched].n = 1;
+		s->ntouched++;
+	}
+	return STORE_OK;
 }
 
 int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],

@@ -55,8 +55,12 @@ const char *store_error(const struct store *s);
  * Any open transaction is lost. */
 int store_recover(struct store *s, char *err, size_t errlen);
 
-/* Write transactions (group commit). */
+/* Write transactions (group commit).  store_begin first applies the hits
+ * counted since the last transaction (store_touches of them, at most
+ * STORE_TOUCH_MAX: a caller opens one before a lookup could pass that). */
+#define STORE_TOUCH_MAX 4096u
 int store_begin(struct store *s);
+size_t store_touches(const struct store *s);
 int store_in_txn(const struct store *s);
 /* Persists the counters with the transaction. */
 int store_commit(struct store *s);
