@@ -22,12 +22,12 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DTC_VERSION='"$(VERSION)"' $(WARN) \
 PKG      = $(shell pkg-config --libs $(1))
 
 PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c proto/paths.c
-LIB_SRC    = client/client.c client/hash.c client/collect.c
+LIB_SRC    = client/client.c client/hash.c client/collect.c client/memo.c
 DAEMON_SRC = daemon/main.c daemon/server.c daemon/conn.c daemon/log.c \
              daemon/store.c
 CLI_SRC    = client/tcache.c client/cli.c client/cli_cache.c client/cli_info.c \
              client/cli_run.c client/cli_explain.c client/json.c
-UNIT_TESTS = test_codec test_parse test_hash test_store test_client
+UNIT_TESTS = test_codec test_parse test_hash test_store test_client test_memo
 
 PROTO_OBJ  = $(PROTO_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -82,6 +82,7 @@ $(BUILD)/tests/test_hash: $(BUILD)/tests/test_hash.o $(BUILD)/libtcache.a
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o \
                            $(BUILD)/daemon/store.o $(PROTO_OBJ)
 $(BUILD)/tests/test_client: $(BUILD)/tests/test_client.o $(BUILD)/libtcache.a
+$(BUILD)/tests/test_memo: $(BUILD)/tests/test_memo.o $(BUILD)/libtcache.a
 $(TEST_BIN):
 	$(CC) $(LDFLAGS) $(EXTRA_CFLAGS) -o $@ $^ \
 	  $(call PKG,cmocka libsodium sqlite3)

@@ -13,18 +13,29 @@
  * Python's os.walk(followlinks=True) does), since a directory stands for
  * every file below it (DESIGN.md), but never into a directory that is
  * already on the walk's path, which would loop.
+ *
+ * The walk only lists: a file the memo knows (memo.c) takes its digest
+ * from there, the others are hashed once the walk is done, by several
+ * threads when there are many (hashing is the bulk of a cold run; the walk
+ * is a stat per file).
  */
 #include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../proto/proto.h"
+#include "memo.h"
 #include "tcache.h"
 
 /*
@@ -41,6 +52,22 @@
  * on that work, far above what a tree within the input limit needs.
  */
 #define COLLECT_MAX_DIRS (4u * TC_MAX_INPUTS)
+
+/* Fewer files than this are hashed by the calling thread alone: a thread
+ * costs about what hashing a few small files does. */
+#define COLLECT_PAR_MIN 32u
+/* Threads at most, unless $TCACHE_HASH_THREADS says otherwise. */
+#define COLLECT_MAX_THREADS 8u
+#define COLLECT_THREADS_LIMIT 64u
+
+/* A file to hash: its input, and what hashing it found. */
+struct collect_job {
+	size_t idx;			/* into collect.v */
+	int64_t t_read;			/* memo_clock() before the open */
+	struct stat sb;			/* fstat before the read */
+	tc_status st;
+	int error;
+};
 
 /* A directory being walked, and the one whose walk led to it. */
 struct collect_dir {
@@ -60,6 +87,11 @@ struct collect {
 	char path[TC_MAX_PATH + 1];	/* absolute path being walked */
 	const struct collect_dir *walking; /* innermost directory walked */
 	size_t ndirs;			/* directories opened so far */
+	tc_memo *memo;			/* may be NULL */
+	struct collect_job *jobs;	/* files left to hash */
+	size_t njobs;
+	size_t capjobs;
+	atomic_size_t next;		/* the next job a thread takes */
 };
 
 static void collect_error(struct collect *, const char *, ...)
@@ -124,19 +156,38 @@ static tc_status collect_add(struct collect *c, const char *abs,
 	return TC_OK;
 }
 
-/* A file that vanished since it was listed is missing: all-zero digest. */
-static tc_status collect_file(struct collect *c, const char *abs)
+/*
+ * The regular file abs: from the memo when *sb (its stat, NULL when not
+ * taken) matches what it remembers, else an input whose digest a job fills
+ * in later.
+ */
+static tc_status collect_file(struct collect *c, const char *abs,
+			      const struct stat *sb)
 {
 	uint8_t digest[TC_DIGEST_BYTES];
+	struct collect_job *nj;
+	struct stat own;
+	size_t ncap;
 	tc_status rc;
 
-	if ((rc = tc_hash_file(abs, digest)) == TC_OK)
+	if (c->memo != NULL && sb == NULL && stat(abs, &own) == 0)
+		sb = &own;
+	if (sb != NULL && memo_lookup(c->memo, abs, sb, digest))
 		return collect_add(c, abs, digest);
-	if (rc == TC_EIO && errno == ENOENT)
-		return collect_add(c, abs, NULL);
-	if (rc == TC_EIO)
-		return collect_errno(c, abs, errno);
-	return collect_errno(c, abs, ENOMEM);
+	if ((rc = collect_add(c, abs, NULL)) != TC_OK)
+		return rc;
+	if (c->njobs == c->capjobs) {
+		ncap = c->capjobs == 0 ? 64 : 2 * c->capjobs;
+		if ((nj = reallocarray(c->jobs, ncap, sizeof *nj)) == NULL)
+			return collect_errno(c, abs, ENOMEM);
+		c->jobs = nj;
+		c->capjobs = ncap;
+	}
+	c->jobs[c->njobs].idx = c->n - 1;
+	c->jobs[c->njobs].st = TC_OK;
+	c->jobs[c->njobs].error = 0;
+	c->njobs++;
+	return TC_OK;
 }
 
 /* A symbolic link met in a walk that leads nowhere (or round in circles
@@ -149,8 +200,13 @@ static tc_status collect_dangling(struct collect *c, const char *abs,
 	return collect_errno(c, abs, error);
 }
 
-/* One entry of the directory c->path[0..len): its path is left in c->path. */
-static tc_status collect_entry(struct collect *c, size_t len, const char *name)
+/*
+ * One entry of the directory c->path[0..len), open as dfd, of readdir type
+ * type: its path is left in c->path.  Without a memo a regular file needs
+ * no stat; with one, its stat is all a known file costs.
+ */
+static tc_status collect_entry(struct collect *c, int dfd, size_t len,
+			       const char *name, unsigned char type)
 {
 	struct stat sb;
 	size_t nlen = strlen(name), sep = c->path[len - 1] != '/';
@@ -163,13 +219,15 @@ static tc_status collect_entry(struct collect *c, size_t len, const char *name)
 	if (sep)
 		c->path[len] = '/';
 	memcpy(c->path + len + sep, name, nlen + 1);
-	if (lstat(c->path, &sb) == -1) {
+	if (type == DT_REG && c->memo == NULL)
+		return collect_file(c, c->path, NULL);
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
 		if (errno == ENOENT)
 			return TC_OK;
 		return collect_errno(c, c->path, errno);
 	}
 	/* A link is what it leads to, under its own name. */
-	if (S_ISLNK(sb.st_mode) && stat(c->path, &sb) == -1)
+	if (S_ISLNK(sb.st_mode) && fstatat(dfd, name, &sb, 0) == -1)
 		return collect_dangling(c, c->path, errno);
 	if (S_ISDIR(sb.st_mode)) {
 		if (strcmp(name, ".git") == 0)
@@ -177,7 +235,7 @@ static tc_status collect_entry(struct collect *c, size_t len, const char *name)
 		return collect_walk(c, len + sep + nlen);
 	}
 	if (S_ISREG(sb.st_mode))
-		return collect_file(c, c->path);
+		return collect_file(c, c->path, &sb);
 	return TC_OK;
 }
 
@@ -236,7 +294,8 @@ static tc_status collect_walk(struct collect *c, size_t len)
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if ((rc = collect_entry(c, len, de->d_name)) != TC_OK)
+		rc = collect_entry(c, dirfd(d), len, de->d_name, de->d_type);
+		if (rc != TC_OK)
 			break;
 	}
 	c->walking = self.up;
@@ -405,7 +464,135 @@ static tc_status collect_path(struct collect *c, const char *path, int again)
 	if (collect_parent(path, c->path) == -1 &&
 	    (rc = collect_realpath(c, path, c->path)) != TC_OK)
 		return rc;
-	return collect_file(c, c->path);
+	return collect_file(c, c->path, NULL);
+}
+
+/* The absolute path of input i, whose name collect_name made from one of
+ * at most TC_MAX_PATH bytes, into out[TC_MAX_PATH + 1]. */
+static void collect_abs(const struct collect *c, size_t i, char *out)
+{
+	const char *name = c->v[i].path;
+	size_t len = 0, nlen = strlen(name);
+
+	if (name[0] != '/') {
+		if (strcmp(c->root, "/") != 0) {
+			memcpy(out, c->root, c->rootlen);
+			len = c->rootlen;
+		}
+		out[len++] = '/';
+	}
+	if (len + nlen > TC_MAX_PATH)	/* cannot be; cut rather than overrun */
+		nlen = TC_MAX_PATH - len;
+	memcpy(out + len, name, nlen);
+	out[len + nlen] = '\0';
+}
+
+/* Takes jobs until none is left; any number of threads at once.  Each
+ * writes only its own jobs and their inputs' digests. */
+static void *collect_worker(void *arg)
+{
+	struct collect *c = arg;
+	struct collect_job *j;
+	unsigned char *buf = malloc(HASH_CHUNK);
+	char *path = malloc(TC_MAX_PATH + 1);
+	size_t i;
+
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->njobs) {
+		j = &c->jobs[i];
+		if (buf == NULL || path == NULL) {
+			j->st = TC_ENOMEM;
+			j->error = ENOMEM;
+			continue;
+		}
+		collect_abs(c, j->idx, path);
+		j->t_read = memo_clock();
+		j->st = hash_path(path, c->v[j->idx].digest, &j->sb, buf,
+		    HASH_CHUNK);
+		j->error = j->st == TC_OK ? 0 : errno;
+	}
+	free(buf);
+	free(path);
+	return NULL;
+}
+
+/* How many threads hash n files: the CPUs we may run on, at most
+ * COLLECT_MAX_THREADS, or $TCACHE_HASH_THREADS. */
+static size_t collect_nthreads(size_t n)
+{
+	const char *v = getenv("TCACHE_HASH_THREADS");
+	cpu_set_t set;
+	long cpus = 0;
+	size_t t;
+	char *end;
+
+	if (n < COLLECT_PAR_MIN)
+		return 1;
+	if (v != NULL && *v != '\0') {
+		errno = 0;
+		cpus = strtol(v, &end, 10);
+		if (errno != 0 || *end != '\0' || cpus < 1)
+			cpus = 0;
+		else if (cpus > (long)COLLECT_THREADS_LIMIT)
+			cpus = COLLECT_THREADS_LIMIT;
+	}
+	if (cpus == 0) {
+		if (sched_getaffinity(0, sizeof set, &set) == 0)
+			cpus = CPU_COUNT(&set);
+		else if ((cpus = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
+			cpus = 1;
+		if (cpus > (long)COLLECT_MAX_THREADS)
+			cpus = COLLECT_MAX_THREADS;
+	}
+	t = (size_t)cpus;
+	return t < n ? t : n;
+}
+
+/*
+ * Hashes every job, then takes their results in input order: a file gone
+ * since it was listed is missing (all-zero digest), another failure ends
+ * the collection naming it, and the memo learns the rest.  The threads
+ * block every signal, so that a handler of the caller's runs in its own
+ * thread.
+ */
+static tc_status collect_hash(struct collect *c)
+{
+	pthread_t tids[COLLECT_THREADS_LIMIT];
+	size_t nt = collect_nthreads(c->njobs), started = 0;
+	sigset_t all, old;
+	struct collect_job *j;
+	tc_status rc = TC_OK;
+
+	atomic_store(&c->next, 0);
+	if (nt > 1) {
+		sigfillset(&all);
+		if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+			nt = 1;
+		for (; started + 1 < nt; started++)
+			if (pthread_create(&tids[started], NULL, collect_worker,
+			    c) != 0)
+				break;	/* the ones started, and we, do it */
+		if (nt > 1)
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	collect_worker(c);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	for (size_t i = 0; i < c->njobs && rc == TC_OK; i++) {
+		j = &c->jobs[i];
+		collect_abs(c, j->idx, c->path);
+		if (j->st == TC_OK) {
+			memo_store(c->memo, c->path, &j->sb,
+			    c->v[j->idx].digest, j->t_read);
+			continue;
+		}
+		memset(c->v[j->idx].digest, 0, TC_DIGEST_BYTES);
+		if (j->st == TC_EIO && j->error == ENOENT)
+			continue;
+		rc = collect_errno(c, c->path, j->st == TC_EIO ? j->error :
+		    ENOMEM);
+	}
+	c->njobs = 0;
+	return rc;
 }
 
 static int collect_cmp(const void *a, const void *b)
@@ -443,6 +630,8 @@ static tc_status collect_all(struct collect *c, const char *root,
 		if ((rc = collect_path(c, paths[i], 0)) != TC_OK)
 			return rc;
 	}
+	if ((rc = collect_hash(c)) != TC_OK)
+		return rc;
 	collect_sort(c);
 	if (c->n > TC_MAX_INPUTS) {
 		collect_error(c, "more than %u inputs", TC_MAX_INPUTS);
@@ -454,6 +643,15 @@ static tc_status collect_all(struct collect *c, const char *root,
 tc_status tc_inputs_collect(const char *root, const char *const *paths,
 			    size_t npaths, tc_input **out, size_t *nout,
 			    char *err, size_t errlen)
+{
+	return tc_inputs_collect_memo(NULL, root, paths, npaths, out, nout,
+	    err, errlen);
+}
+
+tc_status tc_inputs_collect_memo(tc_memo *m, const char *root,
+				 const char *const *paths, size_t npaths,
+				 tc_input **out, size_t *nout,
+				 char *err, size_t errlen)
 {
 	struct collect *c;
 	tc_status rc;
@@ -468,7 +666,9 @@ tc_status tc_inputs_collect(const char *root, const char *const *paths,
 		return TC_ENOMEM;
 	c->err = err;
 	c->errlen = errlen;
+	c->memo = m;
 	rc = collect_all(c, root != NULL ? root : ".", paths, npaths);
+	free(c->jobs);
 	if (rc != TC_OK) {
 		proto_inputs_free(c->v, c->n);
 		free(c);

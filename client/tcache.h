@@ -232,11 +232,55 @@ void tc_key_derive(const char *project, const char *test,
  * directory stands for every regular file below it, .git excluded) into
  * TC_INPUT_FILE inputs named relative to root.  A path that does not exist
  * is an input with an all-zero digest, so creating it changes the key.
- * Sorted by path, duplicates removed.  Free with tc_inputs_free. */
+ * Sorted by path, duplicates removed.  Free with tc_inputs_free.  Many
+ * files are hashed by as many threads as the process may use CPUs (at most
+ * 8; $TCACHE_HASH_THREADS=N sets it, 1 for none). */
 tc_status tc_inputs_collect(const char *root, const char *const *paths,
 			    size_t npaths, tc_input **out, size_t *nout,
 			    char *err, size_t errlen);
 void tc_inputs_free(tc_input *inputs, size_t n);
+
+/* --- the digest memo (proto/PROTOCOL.md, "The digest memo") --- */
+
+/*
+ * Digests of files remembered by (device, inode, size, mtime, ctime), so
+ * that an unchanged file is not read again.  A file changed within the
+ * racy window (2 s) before it was hashed, or before the memo file was
+ * written, is never remembered or trusted; a damaged, truncated or foreign
+ * memo file, or one that is not ours alone, is ignored.  One memo is used
+ * by one thread at a time.
+ */
+typedef struct tc_memo tc_memo;
+
+typedef struct tc_memo_counts {
+	uint64_t hits;		/* digests taken from the memo: files unread */
+	uint64_t hashed;	/* files read and hashed */
+	uint64_t racy;		/* of those, changed too recently to remember */
+} tc_memo_counts;
+
+/* The memo file: $TCACHE_MEMO, else $XDG_CACHE_HOME/tcache/digests, else
+ * ~/.cache/tcache/digests.  NULL when $TCACHE_MEMO is off (or 0, no,
+ * false), when there is no home, or when it does not fit in buf. */
+char *tc_default_memo(char *buf, size_t len);
+/* Loads the memo at path (NULL: tc_default_memo); *out is NULL, with
+ * TC_OK, when the memo is off.  A missing or unusable file is an empty
+ * memo, and a directory that is not the caller's own one that is never
+ * read or written.  TC_ENOMEM only. */
+tc_status tc_memo_open(const char *path, tc_memo **out);
+/* tc_hash_file through the memo m (NULL: none). */
+tc_status tc_memo_hash_file(tc_memo *m, const char *path,
+			    uint8_t out[TC_DIGEST_BYTES]);
+/* tc_inputs_collect through the memo m (NULL: none). */
+tc_status tc_inputs_collect_memo(tc_memo *m, const char *root,
+				 const char *const *paths, size_t npaths,
+				 tc_input **out, size_t *nout,
+				 char *err, size_t errlen);
+/* Writes m back, when it learnt anything, to a temporary file renamed over
+ * the memo (mode 0600, its directory made 0700 when missing).  TC_EIO
+ * when it could not: nothing is lost but the time to hash again. */
+tc_status tc_memo_save(tc_memo *m);
+void tc_memo_counts_get(const tc_memo *m, tc_memo_counts *out);
+void tc_memo_free(tc_memo *m);
 
 /* hex must hold 2 * TC_DIGEST_BYTES + 1 bytes. */
 void tc_hex(const uint8_t digest[TC_DIGEST_BYTES], char *hex);
