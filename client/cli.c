@@ -78,7 +78,8 @@ static const char cli_common_help[] =
 "  -h, --help        this help\n"
 "\n"
 "environment: TCACHE_AUTOSTART=0 never starts tcached; TCACHE_DISABLE=1\n"
-"makes lookup a miss and run just run the command.\n"
+"makes lookup a miss and run just run the command; TCACHE_MEMO=off hashes\n"
+"every --dep file afresh (default: a memo of digests in ~/.cache/tcache).\n"
 "exit status: 0 ok or hit, 1 miss, 2 usage, 3 daemon unavailable, 4 error\n";
 
 void cli_print_help(const struct cli_cmd *cmd, FILE *f)
@@ -617,6 +618,27 @@ static void cli_warn_missing(const struct cli *cli)
 }
 
 /*
+ * The --dep files through the digest memo ($TCACHE_MEMO, PROTOCOL.md "The
+ * digest memo"), which is written back at once; without it when it is off
+ * or cannot be had (the memo only saves time).
+ */
+static tc_status cli_collect(const struct cli *cli, tc_input **files,
+			     size_t *n, char *err, size_t errlen)
+{
+	tc_memo *memo = NULL;
+	tc_status st;
+
+	if (tc_memo_open(NULL, &memo) != TC_OK)
+		memo = NULL;
+	st = tc_inputs_collect_memo(memo, cli->root, cli->deps, cli->ndeps,
+	    files, n, err, errlen);
+	if (st == TC_OK)
+		(void)tc_memo_save(memo);
+	tc_memo_free(memo);
+	return st;
+}
+
+/*
  * Collects and hashes the test's inputs and derives its key (PROTOCOL.md,
  * "Keys").  CLI_PROCEED, or an exit status after a message.
  */
@@ -628,8 +650,7 @@ int cli_key_compute(const struct cli *cli, struct cli_key *k)
 
 	memset(k, 0, sizeof *k);
 	cli_warn_missing(cli);
-	st = tc_inputs_collect(cli->root, cli->deps, cli->ndeps, &k->files,
-	    &k->nfiles, err, sizeof err);
+	st = cli_collect(cli, &k->files, &k->nfiles, err, sizeof err);
 	if (st != TC_OK) {
 		fprintf(stderr, "tcache: %s\n", *err ? err : tc_status_name(st));
 		return CLI_ERROR;
@@ -658,8 +679,7 @@ int cli_key_unchanged(const struct cli *cli, const struct cli_key *k)
 	size_t n;
 	int same;
 
-	if (tc_inputs_collect(cli->root, cli->deps, cli->ndeps, &files, &n,
-	    err, sizeof err) != TC_OK)
+	if (cli_collect(cli, &files, &n, err, sizeof err) != TC_OK)
 		return 0;
 	same = tc_source_digest(files, n, src) == TC_OK &&
 	    memcmp(src, k->src, sizeof src) == 0;

@@ -179,6 +179,7 @@ int cli_hash(const struct cli_cmd *cmd, int argc, char **argv)
 	struct cli cli;
 	uint8_t d[TC_DIGEST_BYTES];
 	char hex[2 * TC_DIGEST_BYTES + 1];
+	tc_memo *memo = NULL;
 	json j;
 	int rc;
 
@@ -190,6 +191,8 @@ int cli_hash(const struct cli_cmd *cmd, int argc, char **argv)
 		goto out;
 	}
 	rc = CLI_OK;
+	if (tc_memo_open(NULL, &memo) != TC_OK)
+		memo = NULL;	/* the memo only saves time */
 	json_init(&j, stdout);
 	if (cli.json) {
 		json_object_begin(&j);
@@ -198,7 +201,7 @@ int cli_hash(const struct cli_cmd *cmd, int argc, char **argv)
 	}
 	for (int i = 0; i < cli.argc; i++) {
 		const char *path = cli.argv[i];
-		int ok = tc_hash_file(path, d) == TC_OK;
+		int ok = tc_memo_hash_file(memo, path, d) == TC_OK;
 		int err = errno;
 
 		if (!ok) {
@@ -220,6 +223,8 @@ int cli_hash(const struct cli_cmd *cmd, int argc, char **argv)
 	}
 	if (cli.json)
 		json_finish(&j);
+	(void)tc_memo_save(memo);
+	tc_memo_free(memo);
 out:
 	cli_free(&cli);
 	return rc;
