@@ -382,6 +382,51 @@ void server_store_failed(struct server *srv, int rc)
 		log_warn("database damaged (%s); started afresh", why);
 }
 
+/* Lookups opened a read transaction: it ends with the turn, in the
+ * commit callback, so that a batch (or all of a turn's) reads in one. */
+static void server_read_hook(void *arg)
+{
+	server_schedule_commit(arg);
+}
+
+/*
+ * The hits that lookups counted in memory (store_touch) are written when
+ * no client has spoken for SERVER_TOUCH_IDLE_MS (longer than a lookup of
+ * 4,096 keys takes), SERVER_TOUCH_STEP at a time (~2 ms of SQLite each),
+ * so that neither a lookup's reply nor a busy loop waits for them; the
+ * next record or the sweep's tick writes what is left.  One server a
+ * process: the timer is the file's.
+ */
+#define SERVER_TOUCH_IDLE_MS 50
+#define SERVER_TOUCH_STEP 1024u
+static struct event *server_touch_ev;
+
+static void server_touch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (srv->stopping || store_in_txn(srv->store))
+		return;
+	if ((rc = store_begin_touches(srv->store, SERVER_TOUCH_STEP)) !=
+	    STORE_OK)
+		server_store_failed(srv, rc);
+	else
+		server_schedule_commit(srv);
+}
+
+/* Every turn that commits (or reads) puts the writing of hits off again. */
+static void server_touch_later(struct server *srv)
+{
+	struct timeval tv = { 0, SERVER_TOUCH_IDLE_MS * 1000 };
+
+	if (server_touch_ev != NULL && !srv->stopping &&
+	    store_touches(srv->store) > 0)
+		evtimer_add(server_touch_ev, &tv);
+}
+
 static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -391,6 +436,7 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	store_end_read(srv->store);
 	if (store_in_txn(srv->store)) {
 		if ((rc = store_commit(srv->store)) == STORE_OK)
 			server_space_back();
@@ -412,15 +458,44 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (rc != STORE_OK)
 		server_store_failed(srv, rc);
+	server_touch_later(srv);
+}
+
+/*
+ * While the checkpointer is behind a long WAL (store_wal_behind), bulk
+ * deletes wait SERVER_WAL_WAIT_MS at a time, the loop answering clients
+ * meanwhile, at most SERVER_WAL_WAITS times in a row: a reader of another
+ * process could hold the checkpoint back for as long as it likes, and the
+ * work must go on then, if slowly.
+ */
+#define SERVER_WAL_WAIT_MS 2
+#define SERVER_WAL_WAITS 50
+
+static int server_wal_wait(struct server *srv, struct event *ev,
+    unsigned *waited)
+{
+	struct timeval tv = { 0, SERVER_WAL_WAIT_MS * 1000 };
+
+	if (!srv->stopping && *waited < SERVER_WAL_WAITS &&
+	    store_wal_behind(srv->store)) {
+		++*waited;
+		evtimer_add(ev, &tv);
+		return 1;
+	}
+	*waited = 0;
+	return 0;
 }
 
 static void server_jobs_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static unsigned waited;
 	struct server *srv = arg;
 	struct conn *c, *next;
 
 	(void)fd;
 	(void)what;
+	if (server_wal_wait(srv, srv->ev_jobs, &waited))
+		return;
 	for (c = TAILQ_FIRST(&srv->jobs); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, wait_entry);
 		conn_job_step(c);
@@ -437,6 +512,7 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	 * disk) removed nothing, and coming back at once would take the same
 	 * rows again, at once, for as long as the disk stays full. */
 	static uint64_t step_txn;
+	static unsigned waited;
 	struct server *srv = arg;
 	struct timeval tv = { SERVER_SWEEP_MS / 1000, 0 };
 	uint64_t swept = 0, evicted = 0;
@@ -444,6 +520,8 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (server_wal_wait(srv, srv->ev_sweep, &waited))
+		return;
 	undone = step_txn != 0 && store_lost_serial(srv->store) >= step_txn;
 	if ((rc = store_begin(srv->store)) == STORE_OK &&
 	    (rc = store_sweep_step(srv->store, server_now_ms(),
@@ -545,7 +623,9 @@ static int server_events(struct server *srv)
 	srv->ev_reap = event_new(b, -1, 0, server_reap_cb, srv);
 	srv->ev_resume = evtimer_new(b, server_resume_cb, srv);
 	srv->ev_deadline = evtimer_new(b, server_deadline_cb, srv);
-	if (!srv->ev_term || !srv->ev_int || !srv->ev_hup || !srv->ev_sweep ||
+	server_touch_ev = evtimer_new(b, server_touch_cb, srv);
+	if (!server_touch_ev || !srv->ev_term || !srv->ev_int ||
+	    !srv->ev_hup || !srv->ev_sweep ||
 	    !srv->ev_commit || !srv->ev_jobs || !srv->ev_reap ||
 	    !srv->ev_resume || !srv->ev_deadline)
 		return -1;
@@ -574,6 +654,7 @@ static int server_open_store(struct server *srv)
 	}
 	if (err[0] != '\0')
 		log_warn("%s", err);
+	store_set_read_hook(srv->store, server_read_hook, srv);
 	return 0;
 }
 
@@ -731,6 +812,9 @@ void server_free(struct server *srv)
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (*evs[i] != NULL)
 			event_free(*evs[i]);
+	if (server_touch_ev != NULL)
+		event_free(server_touch_ev);
+	server_touch_ev = NULL;
 	if (srv->store != NULL)
 		store_close(srv->store);
 	if (srv->base != NULL)

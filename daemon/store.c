@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,14 @@
 /* How long a statement waits for another process's lock, in ms: short,
  * because the caller is an event loop. */
 #define STORE_BUSY_MS 1000
+
+/* Frames (pages) in the WAL from which the checkpointer copies it into
+ * the database: SQLite's own default for its automatic checkpoint. */
+#define STORE_CKPT_FRAMES 1000
+
+/* Frames in the WAL from which store_wal_behind asks bulk deletes to wait
+ * for the checkpointer (32 MiB of WAL). */
+#define STORE_WAL_PAUSE_FRAMES 8192
 
 /* Page cache, in KiB (a negative cache_size is KiB). */
 #define STORE_CACHE_KIB 8192
@@ -152,6 +162,7 @@ static const enum store_counter store_stats_order[C__COUNT] = {
 
 enum store_stmt {
 	S_BEGIN,
+	S_BEGIN_READ,
 	S_COMMIT,
 	S_ROLLBACK,
 	S_SAVEPOINT,
@@ -192,6 +203,7 @@ enum store_stmt {
 
 static const char *const store_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_BEGIN_READ] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_SAVEPOINT] = "SAVEPOINT frame",
@@ -204,8 +216,9 @@ static const char *const store_sql[S__COUNT] = {
 	[S_LOOKUP] =
 	    "SELECT id, outcome, flaky, duration_us, created, expires "
 	    "FROM entries WHERE key = ?1 AND expires > ?2",
-	[S_HIT] = "UPDATE entries SET hits = hits + ?3, last_used = ?2 "
-	    "WHERE id = ?1",
+	/* max: a record made since the hit may have set a later one. */
+	[S_HIT] = "UPDATE entries SET hits = hits + ?3, "
+	    "last_used = max(last_used, ?2) WHERE id = ?1",
 	[S_INPUTS_KIND] = "SELECT kind, path, digest FROM inputs "
 	    "WHERE entry = ?1 AND kind = ?2 ORDER BY path",
 	[S_INPUTS_ALL] = "SELECT kind, path, digest FROM setinputs "
@@ -275,6 +288,34 @@ struct store_range {
 	char hi[TC_MAX_PATH + 2];
 };
 
+/*
+ * The checkpointer: a thread with a connection of its own that copies the
+ * WAL into the database (PRAGMA wal_checkpoint(PASSIVE)), so that the
+ * event loop never does.  A checkpoint writes pages all over the file and
+ * syncs it: tens of milliseconds for a thousand frames of a big database,
+ * and the loop would answer nobody meanwhile.  A passive checkpoint runs
+ * beside the loop's readers and writer, and copies only frames that are
+ * committed: what is durable and when stays exactly as it was.  The loop's
+ * commits tell it (store_wal_hook) when the WAL holds STORE_CKPT_FRAMES.
+ *
+ * Without the thread (locking_mode=EXCLUSIVE admits no second connection;
+ * a thread or connection that could not be made; an error it cannot get
+ * past) the loop checkpoints itself as SQLite would have.
+ */
+struct store_ckpt {
+	sqlite3 *db;			/* the thread's own */
+	pthread_t thread;
+	pthread_mutex_t mu;		/* guards what follows */
+	pthread_cond_t cv;
+	int running;			/* the thread runs: ends with store_detach */
+	int stop;
+	int work;			/* a commit left STORE_CKPT_FRAMES or more */
+	int broken;			/* it stopped on an error: the loop copies */
+	int frames;			/* in the WAL at the last commit */
+	int log, copied;		/* the last checkpoint's: frames in the
+					   WAL, and of them in the database */
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
@@ -287,6 +328,9 @@ struct store {
 
 	int in_txn;
 	int in_savepoint;
+	int sp_whole;			/* the savepoint is the transaction */
+	sqlite3_int64 txn_changes;	/* total_changes at BEGIN */
+	int txn_reset;			/* the counters were reset since BEGIN */
 	uint64_t txn_serial;		/* the last transaction begun */
 	uint64_t lost_serial;		/* the last one that did not commit */
 	uint64_t entries;
@@ -294,8 +338,15 @@ struct store {
 	int dirty;			/* counters not yet written */
 	/* Hits outside a transaction, applied by the next store_begin, so
 	 * that a lookup costs no write of its own (store_touch). */
-	struct { int64_t id; uint64_t ms, n; } touched[STORE_TOUCH_MAX];
+	struct store_touched { int64_t id; uint64_t ms, n; }
+	    touched[STORE_TOUCH_MAX];
 	size_t ntouched;
+	int touched_sorted;		/* by id, as store_touch_flush left them */
+	/* Lookups outside a write transaction share a read transaction until
+	 * store_end_read, which read_hook asks the caller to run. */
+	int in_read;
+	void (*read_hook)(void *);
+	void *read_arg;
 
 	/* What a rollback restores: the state at BEGIN and at SAVEPOINT. */
 	uint64_t txn_entries;
@@ -308,6 +359,7 @@ struct store {
 	/* A record's declared inputs, sorted (store_declared). */
 	const tc_input **sorted;
 	size_t sorted_cap;
+	struct store_ckpt ckpt;
 	char msg[STORE_MSG_LEN];
 };
 
@@ -316,6 +368,7 @@ struct store {
 enum store_attach_rc { ATTACH_OK, ATTACH_DAMAGED, ATTACH_FAIL };
 
 static void store_txn_lost(struct store *);
+static int store_touch_flush(struct store *, size_t);
 
 static void __attribute__((format(printf, 3, 4)))
 store_errf(char *buf, size_t len, const char *fmt, ...)
@@ -654,8 +707,157 @@ static int store_prepare(struct store *s, char *err, size_t errlen)
 	return ATTACH_OK;
 }
 
+/* --- the checkpointer (struct store_ckpt) --- */
+
+static void *store_ckpt_run(void *arg)
+{
+	struct store_ckpt *ck = arg;
+	struct timespec nap = { 0, 2 * 1000 * 1000 };
+	int rc, log, copied, again = 0;
+
+	pthread_mutex_lock(&ck->mu);
+	for (;;) {
+		while (!ck->stop && !ck->work && !again)
+			pthread_cond_wait(&ck->cv, &ck->mu);
+		if (ck->stop)
+			break;
+		ck->work = 0;
+		pthread_mutex_unlock(&ck->mu);
+		if (again)
+			nanosleep(&nap, NULL);
+		log = copied = 0;
+		rc = sqlite3_wal_checkpoint_v2(ck->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+		pthread_mutex_lock(&ck->mu);
+		/* Frames a reader still needs stay: again, after a nap, as
+		 * long as that copies more. */
+		again = rc == SQLITE_OK && copied < log && copied > ck->copied;
+		if (rc == SQLITE_OK) {
+			ck->log = log;
+			ck->copied = copied;
+		} else if ((rc & 0xff) != SQLITE_BUSY &&
+		    (rc & 0xff) != SQLITE_LOCKED && (rc & 0xff) != SQLITE_FULL &&
+		    (rc & 0xff) != SQLITE_IOERR) {
+			/* Damage or worse: the loop's own reads will find it;
+			 * until the file is reopened the loop copies. */
+			ck->broken = 1;
+			break;
+		}
+		/* A full disk or an I/O error: the next commit tries again. */
+	}
+	pthread_mutex_unlock(&ck->mu);
+	return NULL;
+}
+
+/* Starts the checkpointer; without it the loop checkpoints (the hook). */
+static void store_ckpt_start(struct store *s)
+{
+	struct store_ckpt *ck = &s->ckpt;
+	sigset_t all, old;
+	char sql[64];
+	int rc;
+
+	memset(ck, 0, sizeof *ck);
+	if (s->exclusive || !sqlite3_threadsafe())
+		return;
+	if (sqlite3_open_v2(s->path, &ck->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	/* Only the loop's connection, the last to close, checkpoints at
+	 * close (and removes the WAL). */
+	sqlite3_db_config(ck->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s",
+	    s->sync_full ? "FULL" : "NORMAL");
+	if (sqlite3_exec(ck->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (pthread_mutex_init(&ck->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&ck->cv, NULL) != 0) {
+		pthread_mutex_destroy(&ck->mu);
+		goto fail;
+	}
+	/* Signals are the loop's to take: the thread blocks them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&ck->thread, NULL, store_ckpt_run, ck);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mu);
+		goto fail;
+	}
+	ck->running = 1;
+	return;
+fail:
+	sqlite3_close(ck->db);
+	ck->db = NULL;
+}
+
+static void store_ckpt_stop(struct store *s)
+{
+	struct store_ckpt *ck = &s->ckpt;
+
+	if (ck->running) {
+		pthread_mutex_lock(&ck->mu);
+		ck->stop = 1;
+		pthread_cond_signal(&ck->cv);
+		pthread_mutex_unlock(&ck->mu);
+		pthread_join(ck->thread, NULL);
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mu);
+	}
+	sqlite3_close(ck->db);
+	memset(ck, 0, sizeof *ck);
+}
+
+/* After each commit of the loop's connection, with the frames now in the
+ * WAL (sqlite3_wal_hook, which replaces SQLite's automatic checkpoint). */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
+    int frames)
+{
+	struct store_ckpt *ck = &((struct store *)arg)->ckpt;
+	int inline_copy = 1;
+
+	if (ck->running) {
+		pthread_mutex_lock(&ck->mu);
+		if (frames < ck->frames)	/* the WAL started over */
+			ck->log = ck->copied = 0;
+		ck->frames = frames;
+		if (!ck->broken) {
+			inline_copy = 0;
+			if (frames >= STORE_CKPT_FRAMES) {
+				ck->work = 1;
+				pthread_cond_signal(&ck->cv);
+			}
+		}
+		pthread_mutex_unlock(&ck->mu);
+	}
+	/* An error here is not the commit's, which has succeeded. */
+	if (inline_copy && frames >= STORE_CKPT_FRAMES)
+		(void)sqlite3_wal_checkpoint_v2(db, name,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+int store_wal_behind(struct store *s)
+{
+	struct store_ckpt *ck = &s->ckpt;
+	int behind;
+
+	if (!ck->running)
+		return 0;
+	pthread_mutex_lock(&ck->mu);
+	behind = !ck->broken && ck->frames >= STORE_WAL_PAUSE_FRAMES &&
+	    !(ck->log >= ck->frames && ck->copied == ck->log);
+	pthread_mutex_unlock(&ck->mu);
+	return behind;
+}
+
 static void store_detach(struct store *s)
 {
+	/* The checkpointer's connection closes first: the loop's, the last,
+	 * then checkpoints what is left at close. */
+	store_ckpt_stop(s);
 	for (int i = 0; i < S__COUNT; i++) {
 		sqlite3_finalize(s->st[i]);
 		s->st[i] = NULL;
@@ -663,6 +865,7 @@ static void store_detach(struct store *s)
 	sqlite3_close(s->db);
 	s->db = NULL;
 	s->ntouched = 0;		/* their ids were the old file's */
+	s->in_read = 0;
 	if (s->in_txn)
 		s->lost_serial = s->txn_serial;
 	s->in_txn = s->in_savepoint = 0;
@@ -728,9 +931,12 @@ static int store_attach(struct store *s, int *refused, char *err,
 		    STORE_VERSION);
 		return ATTACH_FAIL;
 	}
-	if ((rc = store_prepare(s, err, errlen)) != ATTACH_OK)
+	if ((rc = store_prepare(s, err, errlen)) != ATTACH_OK ||
+	    (rc = store_load(s, err, errlen)) != ATTACH_OK)
 		return rc;
-	return store_load(s, err, errlen);
+	sqlite3_wal_hook(s->db, store_wal_hook, s);
+	store_ckpt_start(s);
+	return ATTACH_OK;
 }
 
 /* Renames one file if it exists; 0, or -1 with errno. */
@@ -906,6 +1112,9 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_end_read(s);
+	if (s->db != NULL && s->in_txn)
+		(void)store_touch_flush(s, SIZE_MAX);
 	if (s->db != NULL && (s->in_txn || s->dirty || s->ntouched > 0) &&
 	    (store_begin(s) != STORE_OK || store_commit(s) != STORE_OK))
 		store_rollback(s);
@@ -940,10 +1149,9 @@ static void store_txn_lost(struct store *s)
 	s->dirty = 1;
 }
 
-static int store_hit_write(struct store *s, int64_t id, uint64_t ms,
-    uint64_t n);
-
-int store_begin(struct store *s)
+/* Opens the write transaction and writes at most limit of the hits
+ * counted in memory. */
+static int store_begin_some(struct store *s, size_t limit)
 {
 	int rc;
 
@@ -953,19 +1161,71 @@ int store_begin(struct store *s)
 	}
 	if (s->in_txn)
 		return STORE_OK;
+	store_end_read(s);
 	if ((rc = store_run(s, S_BEGIN)) != STORE_OK)
 		return rc;
 	s->in_txn = 1;
 	s->txn_serial++;
 	s->txn_entries = s->entries;
 	memcpy(s->txn_counters, s->counters, sizeof s->counters);
-	/* Before anything else in the transaction, so that a record that
-	 * resets an entry's hits comes after the hits it had. */
-	for (size_t i = 0; i < s->ntouched; i++)
-		(void)store_hit_write(s, s->touched[i].id, s->touched[i].ms,
-		    s->touched[i].n);
-	s->ntouched = 0;
+	(void)store_touch_flush(s, limit);
+	s->txn_changes = sqlite3_total_changes64(s->db);
+	s->txn_reset = 0;
 	return STORE_OK;
+}
+
+/* Before anything else in the transaction, so that a record that resets
+ * an entry's hits comes after the hits it had (store_record checks again,
+ * for hits left by store_begin_touches). */
+int store_begin(struct store *s)
+{
+	return store_begin_some(s, SIZE_MAX);
+}
+
+int store_begin_touches(struct store *s, unsigned limit)
+{
+	return store_begin_some(s, limit);
+}
+
+void store_set_read_hook(struct store *s, void (*fn)(void *), void *arg)
+{
+	s->read_hook = fn;
+	s->read_arg = arg;
+}
+
+/*
+ * Without a transaction SQLite starts and ends one for every statement,
+ * and each takes and drops its locks on the file and the wal-index (four
+ * fcntl calls, more than the lookup itself).  So lookups outside a write
+ * transaction open a read transaction that the caller ends at the end of
+ * its turn (store_end_read, asked for by the read hook): one for a whole
+ * batch, or several.  Without a hook (a caller that never ends it) each
+ * statement has its own, as before.
+ */
+static int store_read_begin(struct store *s)
+{
+	int rc;
+
+	if (s->in_txn || s->in_read || s->read_hook == NULL)
+		return STORE_OK;
+	if ((rc = store_run(s, S_BEGIN_READ)) != STORE_OK)
+		return rc;
+	s->in_read = 1;
+	s->read_hook(s->read_arg);
+	return STORE_OK;
+}
+
+void store_end_read(struct store *s)
+{
+	if (!s->in_read)
+		return;
+	s->in_read = 0;
+	/* A read transaction commits nothing; an error (SQLite may have ended
+	 * it already) leaves ROLLBACK to end whatever is left. */
+	if (s->db != NULL && !sqlite3_get_autocommit(s->db) &&
+	    store_run(s, S_COMMIT) != STORE_OK &&
+	    !sqlite3_get_autocommit(s->db))
+		(void)store_run(s, S_ROLLBACK);
 }
 
 size_t store_touches(const struct store *s)
@@ -1042,7 +1302,16 @@ int store_savepoint(struct store *s)
 		store_errf(s->msg, sizeof s->msg, "savepoint already open");
 		return STORE_EFAIL;
 	}
-	if ((rc = store_run(s, S_SAVEPOINT)) != STORE_OK)
+	/*
+	 * A savepoint journals the first change of every page in a copy of
+	 * its own (a temporary file past 64 KiB): a third of what a batch of
+	 * records costs.  When the transaction holds nothing yet but hit
+	 * counts (which decide no answer), the frame needs none: undoing it
+	 * is rolling the whole transaction back.
+	 */
+	s->sp_whole = !s->txn_reset &&
+	    sqlite3_total_changes64(s->db) == s->txn_changes;
+	if (!s->sp_whole && (rc = store_run(s, S_SAVEPOINT)) != STORE_OK)
 		return rc;
 	s->in_savepoint = 1;
 	s->sp_entries = s->entries;
@@ -1056,9 +1325,9 @@ int store_release(struct store *s)
 
 	if (!s->in_savepoint)
 		return STORE_OK;
-	if ((rc = store_run(s, S_RELEASE)) != STORE_OK)
+	if (!s->sp_whole && (rc = store_run(s, S_RELEASE)) != STORE_OK)
 		return rc;
-	s->in_savepoint = 0;
+	s->in_savepoint = s->sp_whole = 0;
 	return STORE_OK;
 }
 
@@ -1070,7 +1339,21 @@ int store_rollback_savepoint(struct store *s)
 		store_errf(s->msg, sizeof s->msg, "no savepoint open");
 		return STORE_EFAIL;
 	}
-	if ((rc = store_run(s, S_ROLLBACK_TO)) != STORE_OK ||
+	if (s->sp_whole) {
+		/* Nobody's writes but the frame's (and hit counts, which
+		 * decide nothing) are in the transaction: it is rolled back
+		 * and begun again under the same number, on which no reply
+		 * that says "stored" depends. */
+		s->in_savepoint = s->sp_whole = 0;
+		if ((rc = store_run(s, S_ROLLBACK)) != STORE_OK ||
+		    (rc = store_run(s, S_BEGIN)) != STORE_OK) {
+			if (!sqlite3_get_autocommit(s->db))
+				(void)store_run(s, S_ROLLBACK);
+			store_txn_lost(s);
+			return rc;
+		}
+		s->txn_changes = sqlite3_total_changes64(s->db);
+	} else if ((rc = store_run(s, S_ROLLBACK_TO)) != STORE_OK ||
 	    (rc = store_run(s, S_RELEASE)) != STORE_OK)
 		return rc;
 	s->in_savepoint = 0;
@@ -1199,14 +1482,57 @@ static int store_hit_write(struct store *s, int64_t id, uint64_t ms,
 	return rc == STORE_ECORRUPT ? rc : STORE_OK;
 }
 
+static int store_touched_cmp(const void *a, const void *b)
+{
+	const struct store_touched *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Writes at most limit of the hits counted in memory, the lowest ids
+ * first: in the order of the ids they are one pass along the table and
+ * along the last_used index (entries made together are used together),
+ * where the order of the lookups is a random walk over both, several
+ * times the cost.  Repeated hits of an entry are one write.  The rest
+ * stay, sorted, for the next call.
+ */
+static int store_touch_flush(struct store *s, size_t limit)
+{
+	struct store_touched *t = s->touched;
+	size_t n = s->ntouched, i, j;
+	uint64_t hits, ms;
+	int rc = STORE_OK;
+
+	if (n > 1 && !s->touched_sorted)
+		qsort(t, n, sizeof *t, store_touched_cmp);
+	s->touched_sorted = 1;
+	for (i = 0; i < n && i < limit && rc == STORE_OK; i = j) {
+		hits = ms = 0;
+		for (j = i; j < n && t[j].id == t[i].id; j++) {
+			hits += t[j].n;
+			ms = t[j].ms > ms ? t[j].ms : ms;
+		}
+		rc = store_hit_write(s, t[i].id, ms, hits);
+	}
+	/* Written or not (a failure other than damage loses them, as the
+	 * transaction's rollback would), they leave the list. */
+	memmove(t, t + i, (n - i) * sizeof *t);
+	s->ntouched = n - i;
+	return rc;
+}
+
 /*
  * A hit's count and last use ride on the open transaction.  Without one
- * they wait in memory for the next (a record's, the sweep's within
- * SERVER_SWEEP_MS, or one the caller opens when store_touches nears
- * STORE_TOUCH_MAX): a transaction of its own would put a WAL write and
- * its locks in every lookup's round trip, several times the rest of its
- * cost.  A crash loses at most those counts, which decide no answer.
- * Repeated hits of one entry take one slot.
+ * they wait in memory, to be written when the daemon is idle
+ * (store_begin_touches), by the next transaction (a record's, the
+ * sweep's within SERVER_SWEEP_MS, or one the caller opens when
+ * store_touches nears STORE_TOUCH_MAX), all together in the order of
+ * their ids (store_touch_flush): a transaction of its own would put a
+ * WAL write and its locks in every lookup's round trip, and written in
+ * the lookup's own reply they would double what it costs.  A crash loses
+ * at most those counts, which decide no answer.  Repeated hits of one
+ * entry in a row take one slot.
  */
 static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
 {
@@ -1220,6 +1546,7 @@ static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
 		s->touched[s->ntouched].ms = now_ms;
 		s->touched[s->ntouched].n = 1;
 		s->ntouched++;
+		s->touched_sorted = s->ntouched == 1;
 	}
 	return STORE_OK;
 }
@@ -1233,6 +1560,8 @@ int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
 	int rc, hit;
 
 	memset(res, 0, sizeof *res);
+	if ((rc = store_read_begin(s)) != STORE_OK)
+		return rc;
 	if ((rc = sqlite3_bind_blob(st, 1, key, TC_DIGEST_BYTES,
 	    SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(st, 2, store_i64(now_ms))) != SQLITE_OK)
@@ -1753,6 +2082,9 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		    (unsigned)rec->ninputs);
 		return STORE_EFAIL;
 	}
+	/* Hits left by store_begin_touches come before a record resets them. */
+	if (s->ntouched > 0)
+		(void)store_touch_flush(s, SIZE_MAX);
 	if ((rc = store_find(s, rec, now_ms, &id, &live, &mark, &conflict)) !=
 	    STORE_OK)
 		return rc;
@@ -1984,6 +2316,7 @@ int store_evict_step(struct store *s, unsigned limit, uint64_t *removed)
 		store_errf(s->msg, sizeof s->msg, "evict outside a transaction");
 		return STORE_EFAIL;
 	}
+	(void)store_touch_flush(s, SIZE_MAX);	/* recent use counts */
 	excess = s->entries - s->max_entries;
 	if ((rc = store_bind_limit(s, S_EVICT, 1, excess < limit ? excess :
 	    limit)) != STORE_OK)
@@ -2158,4 +2491,5 @@ void store_stats_reset(struct store *s)
 {
 	memset(s->counters, 0, sizeof s->counters);
 	s->dirty = 1;
+	s->txn_reset = 1;
 }

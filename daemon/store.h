@@ -58,9 +58,19 @@ int store_recover(struct store *s, char *err, size_t errlen);
 /* Write transactions (group commit).  store_begin first applies the hits
  * counted since the last transaction (store_touches of them, at most
  * STORE_TOUCH_MAX: a caller opens one before a lookup could pass that). */
-#define STORE_TOUCH_MAX 4096u
+#define STORE_TOUCH_MAX 32768u
 int store_begin(struct store *s);
+/* The same, writing at most limit of those hits (the rest wait). */
+int store_begin_touches(struct store *s, unsigned limit);
 size_t store_touches(const struct store *s);
+/*
+ * Lookups outside a write transaction share one read transaction, opened
+ * by the first of them, which calls fn(arg) then: the caller must then
+ * call store_end_read soon (at the end of its event loop's turn), or it
+ * would read an old snapshot.  Without fn each lookup reads on its own.
+ */
+void store_set_read_hook(struct store *s, void (*fn)(void *), void *arg);
+void store_end_read(struct store *s);
 int store_in_txn(const struct store *s);
 /* Persists the counters with the transaction. */
 int store_commit(struct store *s);
@@ -115,6 +125,14 @@ int store_sweep_step(struct store *s, uint64_t now_ms, unsigned limit,
 /* Removes at most limit least recently used entries while the store holds
  * more than max_entries. */
 int store_evict_step(struct store *s, unsigned limit, uint64_t *removed);
+/*
+ * 1 while the WAL is long and a checkpointer thread is still copying it
+ * into the database: the steps above should wait a little.  The WAL
+ * starts over only when a transaction begins with all of it copied, which
+ * steps taken back to back never leave time for, so it would grow by
+ * every step's pages for as long as they run.
+ */
+int store_wal_behind(struct store *s);
 uint64_t store_entries(const struct store *s);
 
 /* One page of entries with id > after, ordered by id.  *next is 0 at the

@@ -553,6 +553,54 @@ static void test_savepoint_rollback(void **state)
 	assert_int_equal(live(f->s, 1, T0), 1);
 }
 
+/* The first frame of a transaction needs no savepoint of its own (the
+ * transaction is one): undoing it undoes only it, and the transaction
+ * stays open under the same number; the frames after it get one. */
+static void test_savepoint_first_frame(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "", .test = "t", .root = "/p",
+	    .outcome = TC_PASS };
+	uint64_t serial;
+	int flaky;
+
+	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	serial = store_txn_serial(f->s);
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	key_of(r.key, 2);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	key_of(r.key, 3);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_entries(f->s), 3);
+	assert_int_equal(store_rollback_savepoint(f->s), STORE_OK);
+	assert_int_equal(store_in_txn(f->s), 1);
+	assert_int_equal(store_txn_serial(f->s), serial);
+	assert_true(store_lost_serial(f->s) < serial);
+	assert_int_equal(store_entries(f->s), 1);
+
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	key_of(r.key, 4);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_release(f->s), STORE_OK);
+	assert_int_equal(store_savepoint(f->s), STORE_OK);
+	key_of(r.key, 5);
+	assert_int_equal(store_record(f->s, &r, T0, &flaky), STORE_OK);
+	assert_int_equal(store_rollback_savepoint(f->s), STORE_OK);
+	assert_int_equal(store_entries(f->s), 2);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+
+	assert_int_equal(live(f->s, 1, T0), 1);
+	assert_int_equal(live(f->s, 2, T0), 0);
+	assert_int_equal(live(f->s, 3, T0), 0);
+	assert_int_equal(live(f->s, 4, T0), 1);
+	assert_int_equal(live(f->s, 5, T0), 0);
+	assert_int_equal(stat_of(f->s, "records"), 2);
+	fx_reopen(f);
+	assert_int_equal(store_entries(f->s), 2);
+	assert_int_equal(live(f->s, 4, T0), 1);
+}
+
 static void test_rollback(void **state)
 {
 	struct fx *f = *state;
@@ -1733,6 +1781,7 @@ int main(void)
 		T(test_message_truncated),
 		T(test_record_needs_txn),
 		T(test_savepoint_rollback),
+		T(test_savepoint_first_frame),
 		T(test_rollback),
 		T(test_txn_serial),
 		T(test_invalidate_path_file),
