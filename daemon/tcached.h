@@ -16,7 +16,6 @@
 struct event_base;
 struct event;
 struct evconnlistener;
-struct bufferevent;
 
 /* Daemon limits and defaults, with their units. */
 #define SERVER_DEFAULT_TTL_MS (24ull * 3600 * 1000)	/* DESIGN.md: 24 hours */
@@ -69,11 +68,30 @@ enum conn_state {
 
 enum conn_job { CONN_JOB_NONE, CONN_JOB_INVALIDATE, CONN_JOB_GC };
 
+/* Bytes [off, len) of data; conn.c. */
+struct conn_bytes {
+	uint8_t *data;
+	size_t off, len, cap;
+};
+
 struct conn {
 	TAILQ_ENTRY(conn) entry;	/* server's conns, or its dead list */
 	TAILQ_ENTRY(conn) wait_entry;	/* server's waiting or jobs list */
 	struct server *srv;
-	struct bufferevent *bev;
+	int fd;
+	struct event *ev_read;		/* in epoll while reading, and until
+					   input comes after (conn_read_on) */
+	struct event *ev_write;		/* added while the socket is full */
+	struct event *ev_idle;		/* the idle timeout (conn_idle_cb) */
+	struct conn_bytes in;		/* input not answered yet: a partial
+					   frame, or what waits behind a
+					   held reply; usually empty */
+	struct conn_bytes out;		/* replies the socket has not taken */
+	uint64_t active_ms;		/* last progress, or the start of a
+					   wait on the client (monotonic) */
+	int reading;			/* input is wanted */
+	int in_process;			/* answering a batch: replies go out
+					   together at its end */
 	enum conn_state state;
 	int listed;			/* on a waiting or jobs list */
 	int paused;			/* output backed up: not reading */
