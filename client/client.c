@@ -41,6 +41,8 @@
 #define CLIENT_RETRY_MS 10
 /* Bytes of the last error message. */
 #define CLIENT_ERRLEN (TC_MAX_MESSAGE + 256)
+/* The least a read asks for: a usual reply comes whole in one recv. */
+#define CLIENT_READ_MIN 4096
 
 struct tc_client {
 	char *socket;			/* path of tcached's socket */
@@ -51,8 +53,8 @@ struct tc_client {
 	int own_peer;			/* serve us only a tcached of ours */
 	int fd;				/* connection, or -1 */
 	proto_buf out;			/* the frame being sent */
-	uint8_t *in;			/* the body being received */
-	size_t incap;
+	uint8_t *in;			/* what was received: [inoff, inlen) */
+	size_t incap, inoff, inlen;	/* is not taken yet */
 	char err[CLIENT_ERRLEN];	/* message of the last failure */
 };
 
@@ -74,6 +76,7 @@ static void client_close(tc_client *c)
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
+	c->inoff = c->inlen = 0;	/* bytes of a connection now gone */
 }
 
 /* Closes the connection, which a failure left out of step. */
@@ -255,27 +258,35 @@ static tc_status client_send(tc_client *c, int64_t deadline)
 	return TC_OK;
 }
 
-static tc_status client_recv(tc_client *c, uint8_t *p, size_t len,
-			     int64_t deadline)
+/*
+ * Receives until n bytes are held in c->in.  Each recv takes whatever has
+ * come, up to the buffer's size, so a usual reply is one recv, header and
+ * body; what is past the frame stays for the next.  The reply to a
+ * request just sent cannot be there yet, so it waits first: a recv that
+ * would fail with EAGAIN is a system call for nothing.
+ */
+static tc_status client_fill(tc_client *c, size_t n, int64_t deadline)
 {
-	ssize_t n;
+	size_t cap;
+	uint8_t *p;
+	ssize_t got;
 	int r;
 
-	while (len > 0) {
-		n = recv(c->fd, p, len, 0);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return client_fail(c, TC_EUNAVAIL,
-			    "%s: tcached closed the connection", c->socket);
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return client_fail(c, TC_EUNAVAIL, "%s: recv: %s",
-			    c->socket, strerror(errno));
+	if (c->inlen - c->inoff >= n)
+		return TC_OK;
+	if (c->inoff > 0) {
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->inlen -= c->inoff;
+		c->inoff = 0;
+	}
+	if (c->incap < n || c->incap < CLIENT_READ_MIN) {
+		cap = n > CLIENT_READ_MIN ? n : CLIENT_READ_MIN;
+		if ((p = realloc(c->in, cap)) == NULL)
+			return client_fail(c, TC_ENOMEM, "out of memory");
+		c->in = p;
+		c->incap = cap;
+	}
+	while (c->inlen < n) {
 		if ((r = client_wait(c->fd, POLLIN, deadline)) == 0)
 			return client_fail(c, TC_ETIMEDOUT,
 			    "%s: no reply within %d ms", c->socket,
@@ -283,31 +294,42 @@ static tc_status client_recv(tc_client *c, uint8_t *p, size_t len,
 		if (r == -1)
 			return client_fail(c, TC_EUNAVAIL, "%s: poll: %s",
 			    c->socket, strerror(errno));
+		got = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
+		if (got > 0) {
+			c->inlen += (size_t)got;
+			continue;
+		}
+		if (got == 0)
+			return client_fail(c, TC_EUNAVAIL,
+			    "%s: tcached closed the connection", c->socket);
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			continue;
+		return client_fail(c, TC_EUNAVAIL, "%s: recv: %s", c->socket,
+		    strerror(errno));
 	}
 	return TC_OK;
 }
 
-/* Reads one frame; its body is left in c->in[0..*len). */
-static tc_status client_recv_frame(tc_client *c, uint32_t *len,
-				   int64_t deadline)
+/* Reads one frame; *body points at its *len bytes in c->in, valid until
+ * the next read. */
+static tc_status client_recv_frame(tc_client *c, const uint8_t **body,
+				   uint32_t *len, int64_t deadline)
 {
-	uint8_t hdr[TC_FRAME_HEADER], *p;
 	tc_status st;
 	int rc;
 
-	if ((st = client_recv(c, hdr, sizeof hdr, deadline)) != TC_OK)
+	if ((st = client_fill(c, TC_FRAME_HEADER, deadline)) != TC_OK)
 		return st;
 	/* The length is checked before anything is allocated for it. */
-	if ((rc = proto_frame_len(hdr, len)) != PROTO_OK)
+	if ((rc = proto_frame_len(c->in + c->inoff, len)) != PROTO_OK)
 		return client_fail(c, TC_EPROTO, "%s: bad reply frame (%s)",
 		    c->socket, proto_err_name(rc));
-	if (*len > c->incap) {
-		if ((p = realloc(c->in, *len)) == NULL)
-			return client_fail(c, TC_ENOMEM, "out of memory");
-		c->in = p;
-		c->incap = *len;
-	}
-	return client_recv(c, c->in, *len, deadline);
+	if ((st = client_fill(c, TC_FRAME_HEADER + (size_t)*len, deadline)) !=
+	    TC_OK)
+		return st;
+	*body = c->in + c->inoff + TC_FRAME_HEADER;
+	c->inoff += TC_FRAME_HEADER + (size_t)*len;
+	return TC_OK;
 }
 
 /*
@@ -316,13 +338,14 @@ static tc_status client_recv_frame(tc_client *c, uint32_t *len,
  * already waiting in our receive buffer: read it without waiting, and keep
  * the send's message if there is none.
  */
-static tc_status client_recv_refusal(tc_client *c, uint32_t *len)
+static tc_status client_recv_refusal(tc_client *c, const uint8_t **body,
+				      uint32_t *len)
 {
 	char saved[CLIENT_ERRLEN];
 	tc_status st;
 
 	memcpy(saved, c->err, sizeof saved);
-	if ((st = client_recv_frame(c, len, client_now_ms())) != TC_OK)
+	if ((st = client_recv_frame(c, body, len, client_now_ms())) != TC_OK)
 		memcpy(c->err, saved, sizeof saved);
 	return st;
 }
@@ -338,6 +361,7 @@ static int client_error_keeps(uint16_t code)
 static tc_status client_exchange(tc_client *c, uint8_t type, proto_msg *reply,
 				 int64_t deadline)
 {
+	const uint8_t *body = NULL;
 	char why[256];
 	uint32_t len;
 	uint16_t code;
@@ -345,11 +369,12 @@ static tc_status client_exchange(tc_client *c, uint8_t type, proto_msg *reply,
 	int rc;
 
 	if ((st = client_send(c, deadline)) != TC_OK &&
-	    (st != TC_EUNAVAIL || client_recv_refusal(c, &len) != TC_OK))
+	    (st != TC_EUNAVAIL || client_recv_refusal(c, &body, &len) != TC_OK))
 		return client_drop(c, st);
-	if (st == TC_OK && (st = client_recv_frame(c, &len, deadline)) != TC_OK)
+	if (st == TC_OK &&
+	    (st = client_recv_frame(c, &body, &len, deadline)) != TC_OK)
 		return client_drop(c, st);
-	if ((rc = proto_decode(c->in, len, reply, why, sizeof why)) != PROTO_OK) {
+	if ((rc = proto_decode(body, len, reply, why, sizeof why)) != PROTO_OK) {
 		if (rc == -1)
 			return client_drop(c, client_fail(c, TC_ENOMEM,
 			    "out of memory"));
