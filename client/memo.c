@@ -59,6 +59,7 @@ struct memo_ent {
 	uint8_t owned;
 	uint8_t used;		/* hit or stored by this run */
 	uint8_t dead;		/* stale: not written back */
+	uint8_t hashed;		/* hash is set */
 	uint64_t hash;
 	uint64_t dev, ino, size;
 	int64_t mtime, ctime;
@@ -72,8 +73,10 @@ struct tc_memo {
 	unsigned char *file;	/* the loaded file, which paths point into */
 	struct memo_ent *v;
 	size_t n, cap;
-	uint32_t *table;	/* index + 1 into v, 0 empty; open addressing */
+	uint32_t *table;	/* index + 1 into v, 0 empty; open addressing;
+				   NULL until needed */
 	size_t tcap;		/* a power of two, at least 2 * n */
+	size_t cursor;		/* the entry the next lookup tries first */
 	tc_memo_counts counts;
 };
 
@@ -106,7 +109,11 @@ static int memo_racy(int64_t mtime, int64_t ctime, int64_t t)
 	return newest > t - MEMO_RACY_NS;
 }
 
-/* FNV-1a: the table's hash, nothing more. */
+/*
+ * The table's hash, nothing more: FNV-1a, whose low bits depend on the low
+ * bits alone (paths that differ in one digit crowd a few slots), folded so
+ * that the index, its low bits, sees them all.
+ */
 static uint64_t memo_hash(const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
@@ -115,17 +122,18 @@ static uint64_t memo_hash(const char *s, size_t len)
 		h ^= (unsigned char)s[i];
 		h *= 0x100000001b3ULL;
 	}
-	return h;
+	h ^= h >> 32;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ h >> 29;
 }
 
-static struct memo_ent *memo_find(tc_memo *m, const char *path, size_t len,
-				  uint64_t hash)
+/* Takes the table as built (memo_index). */
+static struct memo_ent *memo_find(tc_memo *m, const char *path, size_t len)
 {
+	uint64_t hash = memo_hash(path, len);
 	size_t mask = m->tcap - 1, i;
 	struct memo_ent *e;
 
-	if (m->tcap == 0)
-		return NULL;
 	for (i = hash & mask; m->table[i] != 0; i = (i + 1) & mask) {
 		e = &m->v[m->table[i] - 1];
 		if (e->hash == hash && e->len == len &&
@@ -144,36 +152,76 @@ static void memo_slot(tc_memo *m, size_t idx)
 	m->table[i] = (uint32_t)(idx + 1);
 }
 
-/* Room for one more entry, in v and in the table.  -1 when out of memory
- * or at the bound. */
-static int memo_grow(tc_memo *m)
+/* The table over v[0..n) at twice the room of want entries: built on the
+ * first lookup the cursor cannot answer, so that a run that meets the
+ * files in the memo's order never builds it.  -1 when out of memory. */
+static int memo_index(tc_memo *m, size_t want)
+{
+	uint32_t *nt;
+	size_t ntcap;
+
+	if (m->table != NULL && 2 * want <= m->tcap)
+		return 0;
+	ntcap = m->tcap == 0 ? 512 : 2 * m->tcap;
+	while (ntcap < 2 * want)
+		ntcap *= 2;
+	if ((nt = calloc(ntcap, sizeof *nt)) == NULL)
+		return -1;
+	free(m->table);
+	m->table = nt;
+	m->tcap = ntcap;
+	for (size_t i = 0; i < m->n; i++) {
+		if (!m->v[i].hashed) {
+			m->v[i].hash = memo_hash(m->v[i].path, m->v[i].len);
+			m->v[i].hashed = 1;
+		}
+		memo_slot(m, i);
+	}
+	return 0;
+}
+
+/* Room for want entries in v.  -1 when out of memory or over the
+ * bound. */
+static int memo_reserve(tc_memo *m, size_t want)
 {
 	struct memo_ent *nv;
-	uint32_t *nt;
-	size_t ncap, ntcap;
+	size_t ncap;
 
-	if (m->n >= MEMO_MAX_ENTRIES)
+	if (want > MEMO_MAX_ENTRIES)
 		return -1;
-	if (m->n == m->cap) {
+	if (want > m->cap) {
 		ncap = m->cap == 0 ? 256 : 2 * m->cap;
+		while (ncap < want)
+			ncap *= 2;
 		if ((nv = reallocarray(m->v, ncap, sizeof *nv)) == NULL)
 			return -1;
 		m->v = nv;
 		m->cap = ncap;
 	}
-	if (2 * (m->n + 1) > m->tcap) {
-		ntcap = m->tcap == 0 ? 512 : 2 * m->tcap;
-		while (ntcap < 2 * (m->n + 1))
-			ntcap *= 2;
-		if ((nt = calloc(ntcap, sizeof *nt)) == NULL)
-			return -1;
-		free(m->table);
-		m->table = nt;
-		m->tcap = ntcap;
-		for (size_t i = 0; i < m->n; i++)
-			memo_slot(m, i);
-	}
 	return 0;
+}
+
+/*
+ * The entry for abs, or NULL.  A walk of an unchanged tree meets its files
+ * in the order the memo holds them (the order the last run met them), so
+ * the entry after the last one found is tried first.
+ */
+static struct memo_ent *memo_entry(tc_memo *m, const char *abs, size_t len)
+{
+	struct memo_ent *e;
+
+	if (m->cursor < m->n) {
+		e = &m->v[m->cursor];
+		if (e->len == len && memcmp(e->path, abs, len) == 0) {
+			m->cursor++;
+			return e;
+		}
+	}
+	if (m->n == 0 || memo_index(m, m->n) == -1 ||
+	    (e = memo_find(m, abs, len)) == NULL)
+		return NULL;
+	m->cursor = (size_t)(e - m->v) + 1;
+	return e;
 }
 
 static int memo_key(const struct stat *sb, uint64_t *dev, uint64_t *ino,
@@ -193,13 +241,10 @@ int memo_lookup(tc_memo *m, const char *abs, const struct stat *sb,
 	struct memo_ent *e;
 	uint64_t dev, ino, size;
 	int64_t mtime, ctime;
-	size_t len;
 
 	if (m == NULL || m->n == 0)
 		return 0;
-	len = strlen(abs);
-	if ((e = memo_find(m, abs, len, memo_hash(abs, len))) == NULL ||
-	    e->dead)
+	if ((e = memo_entry(m, abs, strlen(abs))) == NULL || e->dead)
 		return 0;
 	if (!memo_key(sb, &dev, &ino, &size, &mtime, &ctime) ||
 	    e->dev != dev || e->ino != ino || e->size != size ||
@@ -217,8 +262,8 @@ int memo_lookup(tc_memo *m, const char *abs, const struct stat *sb,
 void memo_store(tc_memo *m, const char *abs, const struct stat *sb,
 		const uint8_t digest[TC_DIGEST_BYTES], int64_t t_read)
 {
-	struct memo_ent *e;
-	uint64_t dev, ino, size, hash;
+	struct memo_ent *e = NULL;
+	uint64_t dev, ino, size;
 	int64_t mtime, ctime;
 	size_t len;
 	char *copy;
@@ -227,8 +272,8 @@ void memo_store(tc_memo *m, const char *abs, const struct stat *sb,
 		return;
 	m->counts.hashed++;
 	len = strlen(abs);
-	hash = memo_hash(abs, len);
-	e = memo_find(m, abs, len, hash);
+	if (m->n > 0 && memo_index(m, m->n) == 0)
+		e = memo_find(m, abs, len);
 	if (!memo_key(sb, &dev, &ino, &size, &mtime, &ctime) ||
 	    memo_racy(mtime, ctime, t_read) || len > TC_MAX_PATH ||
 	    abs[0] != '/') {
@@ -240,7 +285,9 @@ void memo_store(tc_memo *m, const char *abs, const struct stat *sb,
 		return;
 	}
 	if (e == NULL) {
-		if (memo_grow(m) == -1 || (copy = malloc(len + 1)) == NULL)
+		if (memo_reserve(m, m->n + 1) == -1 ||
+		    memo_index(m, m->n + 1) == -1 ||
+		    (copy = malloc(len + 1)) == NULL)
 			return;		/* only a digest not remembered */
 		memcpy(copy, abs, len + 1);
 		e = &m->v[m->n];
@@ -248,7 +295,8 @@ void memo_store(tc_memo *m, const char *abs, const struct stat *sb,
 		e->path = copy;
 		e->owned = 1;
 		e->len = (uint32_t)len;
-		e->hash = hash;
+		e->hash = memo_hash(abs, len);
+		e->hashed = 1;
 		memo_slot(m, m->n++);
 	}
 	e->dev = dev;
@@ -332,7 +380,7 @@ static int memo_parse(tc_memo *m, const unsigned char *buf, size_t size,
 	p += 8;
 	memo_get(&p, &version, 4);
 	memo_get(&p, &count, 4);
-	if (version != MEMO_VERSION || count > MEMO_MAX_ENTRIES)
+	if (version != MEMO_VERSION || memo_reserve(m, count) == -1)
 		return -1;
 	for (uint32_t i = 0; i < count; i++) {
 		if ((size_t)(end - p) < MEMO_FIXED)
@@ -354,13 +402,7 @@ static int memo_parse(tc_memo *m, const unsigned char *buf, size_t size,
 		/* git's rule: not trusted unless older than the write. */
 		if (memo_racy(e.mtime, e.ctime, written))
 			continue;
-		e.hash = memo_hash(e.path, len);
-		if (memo_find(m, e.path, len, e.hash) != NULL)
-			return -1;	/* we never write one twice */
-		if (memo_grow(m) == -1)
-			return -1;
-		m->v[m->n] = e;
-		memo_slot(m, m->n++);
+		m->v[m->n++] = e;
 	}
 	return p == end ? 0 : -1;
 }
@@ -371,8 +413,10 @@ static void memo_clear(tc_memo *m)
 		if (m->v[i].owned)
 			free((char *)m->v[i].path);
 	m->n = 0;
-	if (m->tcap > 0)
-		memset(m->table, 0, m->tcap * sizeof *m->table);
+	m->cursor = 0;
+	free(m->table);
+	m->table = NULL;
+	m->tcap = 0;
 }
 
 /* A memo file that is not ours alone, or not whole, is no memo. */

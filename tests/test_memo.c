@@ -655,6 +655,39 @@ static void test_hash_file(void **state)
 	assert_memory_equal(a, b, sizeof a);
 }
 
+/* Files met in another order than the memo holds them (files named
+ * before the directory, backwards): every one found all the same. */
+static void test_any_order(void **state)
+{
+	char p[3][400];
+	const char *paths[4] = { p[0], p[1], p[2], tree };
+	tc_input *in, *plain;
+	size_t n, nplain;
+	tc_memo_counts c;
+	tc_memo *m;
+
+	(void)state;
+	run_once(&in, &n, &c);
+	tc_inputs_free(in, n);
+	path_of(p[0], sizeof p[0], tree, "s30");
+	path_of(p[1], sizeof p[1], tree, "s20");
+	path_of(p[2], sizeof p[2], tree, "s10");
+	assert_int_equal(tc_memo_open(memo_path, &m), TC_OK);
+	assert_int_equal(tc_inputs_collect_memo(m, base, paths, 4, &in, &n,
+	    NULL, 0), TC_OK);
+	tc_memo_counts_get(m, &c);
+	tc_memo_free(m);
+	assert_int_equal(c.hits, NSMALL + 1 + 3);
+	assert_int_equal(c.hashed, 0);
+	collect(NULL, &plain, &nplain, &c);
+	assert_int_equal(n, nplain);
+	for (size_t i = 0; i < n; i++)
+		assert_memory_equal(in[i].digest, plain[i].digest,
+		    TC_DIGEST_BYTES);
+	tc_inputs_free(in, n);
+	tc_inputs_free(plain, nplain);
+}
+
 /* One thread or several: the same inputs. */
 static void test_threads_agree(void **state)
 {
@@ -690,6 +723,7 @@ int main(void)
 		cmocka_unit_test_setup(test_default_and_off, fresh),
 		cmocka_unit_test_setup(test_hash_file, fresh),
 		cmocka_unit_test(test_threads_agree),
+		cmocka_unit_test_setup(test_any_order, fresh),
 		/* These change files of the tree: last. */
 		cmocka_unit_test_setup(test_hit_skips_read, fresh),
 		/* It waits out the window once more. */
