@@ -213,7 +213,7 @@ clang:
 BENCH_DEBS = python3-networkx python3-coverage git redis-server
 # C programs of the benchmarks, one source each in bench/, linked with
 # libtcache and what the daemon links (for in-process SQLite references).
-BENCH_PROGS = lat_echo lat_client tput
+BENCH_PROGS = lat_echo lat_client tput hashtree
 BENCH_BIN = $(BENCH_PROGS:%=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtcache.a | $(STAMP)
 	@mkdir -p $(@D)
