@@ -213,9 +213,13 @@ static const char *const store_sql[S__COUNT] = {
 	[S_COUNTER_SET] =
 	    "INSERT OR REPLACE INTO counters(name, value) VALUES (?1, ?2)",
 	[S_ENTRIES] = "SELECT count(*) FROM entries",
-	[S_LOOKUP] =
-	    "SELECT id, outcome, flaky, duration_us, created, expires "
-	    "FROM entries WHERE key = ?1 AND expires > ?2",
+	/* The entry and the inputs a hit returns in one statement: the entry
+	 * is one row (key is unique), so the inputs come in the order of
+	 * their primary key, by path, without a sort. */
+	[S_LOOKUP] = "SELECT e.id, e.outcome, e.flaky, e.duration_us, "
+	    "e.created, e.expires, i.path, i.digest FROM entries AS e "
+	    "LEFT JOIN inputs AS i ON i.entry = e.id AND i.kind = 1 "
+	    "WHERE e.key = ?1 AND e.expires > ?2 ORDER BY i.path",
 	/* max: a record made since the hit may have set a later one. */
 	[S_HIT] = "UPDATE entries SET hits = hits + ?3, "
 	    "last_used = max(last_used, ?2) WHERE id = ?1",
@@ -1551,12 +1555,38 @@ static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
 	return STORE_OK;
 }
 
+/* Adds the discovered input of the row st is on (S_LOOKUP) to res. */
+static int store_lookup_input(sqlite3_stmt *st, tc_result *res,
+    size_t *cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, 6);
+	size_t len = (size_t)sqlite3_column_bytes(st, 6);
+	tc_input *in;
+
+	if (res->ninputs == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		if ((in = realloc(res->inputs, *cap * sizeof *in)) == NULL)
+			return -1;
+		res->inputs = in;
+	}
+	in = &res->inputs[res->ninputs];
+	in->kind = TC_INPUT_FOUND;
+	store_digest(st, 7, in->digest);
+	if ((in->path = malloc(len + 1)) == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(in->path, t, len);
+	in->path[len] = '\0';
+	res->ninputs++;
+	return 0;
+}
+
 int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
     uint64_t now_ms, tc_result *res)
 {
 	sqlite3_stmt *st = s->st[S_LOOKUP];
+	size_t cap = 0;
 	int64_t id;
-	size_t n;
 	int rc, hit;
 
 	memset(res, 0, sizeof *res);
@@ -1574,19 +1604,25 @@ int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
 	if (rc != SQLITE_ROW)
 		goto fail;
 	id = sqlite3_column_int64(st, 0);
-	res->found = 1;
 	res->outcome = (uint8_t)sqlite3_column_int(st, 1);
 	res->flaky = sqlite3_column_int(st, 2) != 0;
 	res->duration_us = store_u64(st, 3);
 	res->created_ms = store_u64(st, 4);
 	res->expires_ms = store_u64(st, 5);
-	store_done(st);
-	if ((rc = store_inputs(s, id, TC_INPUT_FOUND, &res->inputs, &n)) !=
-	    STORE_OK) {
-		memset(res, 0, sizeof *res);
-		return rc;
+	/* A row an input, or one with NULLs for an entry with none; at most
+	 * TC_MAX_INPUTS, which is all a record may carry. */
+	while (rc == SQLITE_ROW && sqlite3_column_type(st, 6) != SQLITE_NULL &&
+	    res->ninputs < TC_MAX_INPUTS) {
+		if (store_lookup_input(st, res, &cap) == -1) {
+			rc = SQLITE_NOMEM;
+			goto fail;
+		}
+		rc = sqlite3_step(st);
 	}
-	res->ninputs = (uint32_t)n;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	store_done(st);
+	res->found = 1;
 	hit = res->outcome == TC_PASS && !res->flaky;
 	store_count_lookup(s, hit, res->duration_us);
 	if (hit && (rc = store_touch(s, id, now_ms)) != STORE_OK) {
@@ -1598,6 +1634,8 @@ int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
 fail:
 	rc = store_fail(s, rc, "lookup");
 	store_done(st);
+	proto_result_clear(res);
+	memset(res, 0, sizeof *res);
 	return rc;
 }
 

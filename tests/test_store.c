@@ -1639,6 +1639,23 @@ static void test_migrate_v1(void **state)
 /* Every step of the plan of sql searches an index: no full scan of
  * entries or inputs (an ordered index walk with a LIMIT is allowed when
  * named in allow). */
+static void assert_no_sort(sqlite3 *db, const char *sql)
+{
+	char eqp[2048];
+	sqlite3_stmt *st;
+	const char *d;
+
+	snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		d = (const char *)sqlite3_column_text(st, 3);
+		assert_non_null(d);
+		if (strstr(d, "TEMP B-TREE") != NULL)
+			fail_msg("a sort in \"%s\": %s", sql, d);
+	}
+	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+}
+
 static void assert_indexed(sqlite3 *db, const char *sql, const char *allow)
 {
 	char eqp[2048];
@@ -1653,6 +1670,7 @@ static void assert_indexed(sqlite3 *db, const char *sql, const char *allow)
 		assert_non_null(d);
 		if (strncmp(d, "SCAN entries", 12) == 0 ||
 		    strncmp(d, "SCAN e ", 7) == 0 ||
+		    strncmp(d, "SCAN i ", 7) == 0 ||
 		    strncmp(d, "SCAN inputs", 11) == 0 ||
 		    strncmp(d, "SCAN setinputs", 14) == 0 ||
 		    strncmp(d, "SCAN inputsets", 14) == 0) {
@@ -1705,8 +1723,10 @@ static void test_query_plans(void **state)
 		"duration_us, created, expires, hits, last_used, message FROM "
 		"entries WHERE test = ?2 AND project = ?1 "
 		"ORDER BY created DESC, id DESC LIMIT 1",
-		"SELECT id, outcome, flaky, duration_us, created, expires "
-		"FROM entries WHERE key = ?1 AND expires > ?2",
+		"SELECT e.id, e.outcome, e.flaky, e.duration_us, e.created, "
+		"e.expires, i.path, i.digest FROM entries AS e LEFT JOIN "
+		"inputs AS i ON i.entry = e.id AND i.kind = 1 "
+		"WHERE e.key = ?1 AND e.expires > ?2 ORDER BY i.path",
 		"SELECT kind, path, digest FROM inputs WHERE entry = ?1 AND "
 		"kind = ?2 ORDER BY path",
 		"DELETE FROM inputs WHERE entry = ?1",
@@ -1724,6 +1744,11 @@ static void test_query_plans(void **state)
 	assert_indexed(db, "DELETE FROM entries WHERE id IN (SELECT id FROM "
 	    "entries ORDER BY last_used, id LIMIT ?1)",
 	    "USING COVERING INDEX entries_last_used");
+	/* A lookup's inputs come in index order: no sort a key. */
+	assert_no_sort(db, "SELECT e.id, e.outcome, e.flaky, e.duration_us, "
+	    "e.created, e.expires, i.path, i.digest FROM entries AS e LEFT "
+	    "JOIN inputs AS i ON i.entry = e.id AND i.kind = 1 "
+	    "WHERE e.key = ?1 AND e.expires > ?2 ORDER BY i.path");
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
