@@ -4,15 +4,20 @@
  *
  *   tput fill SOCK N                      records N entries (key space "fill")
  *   tput lookup SOCK N BATCH hit|miss SECS
+ *   tput cmp-lookup SOCK DB N hit|miss SECS
  *   tput record SOCK CLIENTS BATCH SEED SECS
- *   tput ref-lookup DB N BATCH hit|miss SECS
+ *   tput cmp-record SOCK DB CLIENTS BATCH SEED SECS
  *   tput ref-record DB BATCH SEED SECS normal|full
  *
- * Each timed command runs for about SECS seconds and prints one line,
- * "rate=<per second> n=<keys or records> secs=<elapsed>", and fails
- * (exit 1) when an answer is wrong: a hit not found, a miss found, a
- * record not stored.
- *
+ * Each timed command runs for about SECS seconds and prints one line of
+ * name=value: rate (keys or records a second through tcached), ref (the
+ * same by the reference, for the cmp- commands, which take turns with it
+ * in slices so that both see the same machine at the same moments),
+ * hit_write_us (what writing the hits tcached counted cost it, per key,
+ * timed apart: it does that after the replies); and fails (exit 1) when
+ * an answer is wrong: a hit not found, a miss found, a record not stored.
+ * Lookups go in passes, each key of N once, as a test run does.
+
  * The records look like the pytest plugin's (contrib/pytest/tcache_pytest):
  * a test id "tests/test_mNN.py::test_case_NNNN[pN]" of one of 20 modules of
  * 50 tests, project "bench", an absolute root, a pass of a few ms, no
@@ -35,6 +40,7 @@
  *           rows when new; no row by row comparison), the entry inserted
  *           (INSERT OR REPLACE) and its discovered input row inserted.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -246,10 +252,9 @@ static int cmd_fill(const char *sock, uint64_t n)
 	return 0;
 }
 
-static void report(uint64_t n, double secs)
+static void report(const char *name, uint64_t n, double secs)
 {
-	printf("rate=%.1f n=%" PRIu64 " secs=%.4f\n", secs > 0 ? n / secs : 0,
-	    n, secs);
+	printf("%s=%.1f ", name, secs > 0 ? n / secs : 0);
 }
 
 /* Keys of a lookup batch: the next batch of the fill (hits) or of a key
@@ -263,83 +268,207 @@ static void next_keys(uint8_t (*keys)[TC_DIGEST_BYTES], size_t batch,
 	}
 }
 
-/* One untimed pass over the n keys, as the reference makes one: what is
- * measured is the rate with the database in the page cache. */
-static void warm(tc_client *c, int hit, uint64_t n)
+static void check(const tc_result *res, size_t batch, int hit, const char *who)
 {
-	uint8_t (*keys)[TC_DIGEST_BYTES] = calloc(1000, sizeof *keys);
-	tc_result *res = calloc(1000, sizeof *res);
-	uint64_t cursor = 0;
-	tc_status st;
-
-	if (keys == NULL || res == NULL)
-		die("out of memory");
-	while (cursor < n) {
-		size_t k = n - cursor < 1000 ? (size_t)(n - cursor) : 1000;
-
-		next_keys(keys, k, hit, n, &cursor);
-		if ((st = tc_lookup(c, (const uint8_t (*)[TC_DIGEST_BYTES])keys,
-		    k, res)) != TC_OK)
-			die("lookup: %s: %s", tc_status_name(st),
-			    tc_client_error(c));
-		tc_results_clear(res, k);
-	}
-	free(keys);
-	free(res);
+	for (size_t i = 0; i < batch; i++)
+		if (res[i].found != hit || (hit && (res[i].ninputs != 1 ||
+		    res[i].inputs == NULL ||
+		    res[i].inputs[0].kind != TC_INPUT_FOUND)))
+			die("%s: wrong answer (%s expected)", who,
+			    hit ? "a hit with its input" : "a miss");
 }
 
+/*
+ * tcached writes the hit counts and last use of entries after the replies,
+ * when idle (or at the latest with the next transaction).  A LIST makes it
+ * write all it holds at once, before answering: the time that takes is
+ * the deferred cost of the hits since the last one.
+ */
+static double write_hits(tc_client *c)
+{
+	tc_entry *e = NULL;
+	size_t ne = 0;
+	uint64_t next;
+	double t = now_s();
+	tc_status st;
+
+	if ((st = tc_list(c, NULL, NULL, 0, 1, &e, &ne, &next)) != TC_OK)
+		die("list: %s: %s", tc_status_name(st), tc_client_error(c));
+	tc_entries_free(e, ne);
+	return now_s() - t;
+}
+
+/* The pid of the daemon behind c. */
+static long daemon_pid(tc_client *c)
+{
+	tc_daemon_status ds;
+	long pid;
+	tc_status st;
+
+	if ((st = tc_status_get(c, &ds)) != TC_OK)
+		die("status: %s: %s", tc_status_name(st), tc_client_error(c));
+	pid = (long)ds.pid;
+	tc_daemon_status_clear(&ds);
+	return pid;
+}
+
+/* Nanoseconds all threads of pid have run (schedstat), or -1. */
+static long long cpu_ns(long pid)
+{
+	char path[64], file[384];
+	long long sum = 0, ns;
+	struct dirent *d;
+	DIR *dir;
+	FILE *f;
+
+	/* Threads come and go: the list is read each time. */
+	snprintf(path, sizeof path, "/proc/%ld/task", pid);
+	if ((dir = opendir(path)) == NULL)
+		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof file, "%s/%s/schedstat", path, d->d_name);
+		if ((f = fopen(file, "r")) == NULL)
+			continue;
+		if (fscanf(f, "%lld", &ns) == 1)
+			sum += ns;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
+}
+
+/*
+ * Waits until the daemon has done what it does after replying (its
+ * checkpointer copying the WAL, hit counts written when idle), so that
+ * none of it runs in the reference's turn; returns the seconds it ran
+ * meanwhile, which the caller reports (they are tcached's work, done off
+ * the replies' path).
+ */
+static double quiesce(long pid)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	long long first = cpu_ns(pid), prev = first, now;
+	int still = 0;
+
+	if (first < 0)
+		return 0;
+	while (still < 2) {
+		nanosleep(&ts, NULL);
+		if ((now = cpu_ns(pid)) < 0)
+			break;
+		still = now == prev ? still + 1 : 0;
+		prev = now;
+	}
+	return (double)(prev - first) / 1e9;
+}
+
+/* What a lookup client holds. */
+struct looker {
+	tc_client *c;
+	size_t batch;
+	uint8_t (*keys)[TC_DIGEST_BYTES];
+	tc_result *res;
+};
+
+static void looker_init(struct looker *l, const char *sock, size_t batch)
+{
+	l->c = client_for(sock);
+	l->batch = batch;
+	l->keys = calloc(batch, sizeof *l->keys);
+	l->res = calloc(batch, sizeof *l->res);
+	if (l->keys == NULL || l->res == NULL)
+		die("out of memory");
+}
+
+static void looker_free(struct looker *l)
+{
+	tc_client_free(l->c);
+	free(l->keys);
+	free(l->res);
+}
+
+/*
+ * One pass: every one of the n keys looked up once, as a test run does,
+ * in batches (the last may be short); the seconds spent in tc_lookup (key
+ * derivation is the caller's work, not the lookup's), or until stop when
+ * stop > 0.  *done counts the keys.
+ */
+static double looker_pass(struct looker *l, int hit, uint64_t n, double stop,
+    uint64_t *done)
+{
+	uint64_t cursor = 0;
+	double spent = 0, t;
+	tc_status st;
+
+	while (cursor < n && (stop <= 0 || now_s() < stop)) {
+		size_t k = n - cursor < l->batch ? (size_t)(n - cursor) :
+		    l->batch;
+
+		next_keys(l->keys, k, hit, n, &cursor);
+		t = now_s();
+		if ((st = tc_lookup(l->c,
+		    (const uint8_t (*)[TC_DIGEST_BYTES])l->keys, k, l->res)) !=
+		    TC_OK)
+			die("lookup: %s: %s", tc_status_name(st),
+			    tc_client_error(l->c));
+		spent += now_s() - t;
+		check(l->res, k, hit, "lookup");
+		tc_results_clear(l->res, k);
+		*done += k;
+	}
+	return spent;
+}
+
+/* Through tcached: passes over the keys until secs have passed (a pass of
+ * one-key requests may not end), the hits written between them. */
 static int cmd_lookup(const char *sock, uint64_t n, size_t batch, int hit,
     double secs)
 {
-	uint8_t (*keys)[TC_DIGEST_BYTES] = calloc(batch, sizeof *keys);
-	tc_result *res = calloc(batch, sizeof *res);
-	tc_client *c = client_for(sock);
-	uint64_t cursor = 0, done = 0;
-	double t0, t1, spent = 0;
-	tc_status st;
+	struct looker l, warm;
+	uint64_t done = 0, ignored = 0, passes = 0;
+	double t0, spent = 0, written = 0;
 
-	if (keys == NULL || res == NULL)
-		die("out of memory");
-	warm(c, hit, n);
+	looker_init(&l, sock, batch);
+	/* An untimed pass first, as the reference makes one: both read a
+	 * warm cache. */
+	looker_init(&warm, sock, 1000);
+	(void)looker_pass(&warm, hit, n, 0, &ignored);
+	looker_free(&warm);
+	(void)write_hits(l.c);
 	t0 = now_s();
 	do {
-		/* Key derivation is the caller's work, not the lookup's. */
-		next_keys(keys, batch, hit, n, &cursor);
-		t1 = now_s();
-		if ((st = tc_lookup(c, (const uint8_t (*)[TC_DIGEST_BYTES])keys,
-		    batch, res)) != TC_OK)
-			die("lookup: %s: %s", tc_status_name(st),
-			    tc_client_error(c));
-		spent += now_s() - t1;
-		for (size_t i = 0; i < batch; i++)
-			if (res[i].found != hit || (hit && (res[i].ninputs != 1 ||
-			    res[i].inputs[0].kind != TC_INPUT_FOUND)))
-				die("lookup: wrong answer (%s expected)",
-				    hit ? "a hit with its input" : "a miss");
-		tc_results_clear(res, batch);
-		done += batch;
+		spent += looker_pass(&l, hit, n, t0 + secs, &done);
+		passes++;
+		written += write_hits(l.c);
 	} while (now_s() - t0 < secs);
-	report(done, spent);
-	tc_client_free(c);
-	free(keys);
-	free(res);
+	report("rate", done, spent);
+	if (hit)
+		printf("hit_write_us=%.3f ", written * 1e6 / (double)done);
+	printf("n=%" PRIu64 " passes=%" PRIu64 "\n", done, passes);
+	looker_free(&l);
 	return 0;
 }
+
+/* --- records through tcached --- */
 
 struct loader {
 	pthread_t th;
 	const char *sock;
 	const char *seed;
 	size_t batch;
-	double secs;
 	uint64_t done;
-	double end;
+	double end;			/* when its last request of a slice ended */
 };
 
 static atomic_uint_fast64_t next_index;
-static double start_at;
-static pthread_barrier_t ready;
+static double slice_end;		/* set before each slice */
+static int last_slice;
+static pthread_barrier_t slice_start, slice_done;
 
+/* A client: records until slice_end, slice after slice, each request
+ * waiting for its reply (which means committed). */
 static void *load_run(void *arg)
 {
 	struct loader *l = arg;
@@ -348,19 +477,23 @@ static void *load_run(void *arg)
 	uint8_t *status = calloc(l->batch, 1);
 	tc_client *c = client_for(l->sock);
 	uint64_t first;
+	int last;
 
 	if (recs == NULL || rs == NULL || status == NULL)
 		die("out of memory");
-	pthread_barrier_wait(&ready);
-	pthread_barrier_wait(&ready);	/* start_at is set */
 	do {
-		first = atomic_fetch_add(&next_index, l->batch);
-		for (size_t i = 0; i < l->batch; i++)
-			make_record(&recs[i], l->seed, first + i);
-		put_all(c, recs, l->batch, rs, status);
-		l->done += l->batch;
-	} while (now_s() - start_at < l->secs);
-	l->end = now_s();
+		pthread_barrier_wait(&slice_start);
+		last = last_slice;
+		while (!last && now_s() < slice_end) {
+			first = atomic_fetch_add(&next_index, l->batch);
+			for (size_t i = 0; i < l->batch; i++)
+				make_record(&recs[i], l->seed, first + i);
+			put_all(c, recs, l->batch, rs, status);
+			l->done += l->batch;
+		}
+		l->end = now_s();
+		pthread_barrier_wait(&slice_done);
+	} while (!last);
 	tc_client_free(c);
 	free(recs);
 	free(rs);
@@ -368,33 +501,85 @@ static void *load_run(void *arg)
 	return NULL;
 }
 
-static int cmd_record(const char *sock, unsigned clients, size_t batch,
-    const char *seed, double secs)
+struct ref_record;
+static void ref_record_open(struct ref_record **out, const char *path,
+    const char *sync, size_t batch);
+static double ref_record_batch(struct ref_record *x, const char *seed,
+    uint64_t *next);
+static void ref_record_close(struct ref_record *x);
+
+/*
+ * clients at once, each with its own connection, in slices of SLICE_S;
+ * with db, a slice of the reference (batches of REF_BATCH in one
+ * transaction each, on the same file) after each of theirs, so that both
+ * see the same machine and the same size of database.
+ */
+#define SLICE_S 0.1
+#define REF_BATCH 100
+
+static int cmd_record(const char *sock, const char *db, unsigned clients,
+    size_t batch, const char *seed, double secs)
 {
 	struct loader l[MAX_CLIENTS];
-	uint64_t done = 0;
-	double end = 0;
+	struct ref_record *ref = NULL;
+	uint64_t done = 0, ref_done = 0, ref_next = 0;
+	double t0, start, end, spent = 0, ref_spent = 0, stop, after = 0;
+	char ref_seed[128];
+	long pid = 0;
 	int rc;
 
-	if ((rc = pthread_barrier_init(&ready, NULL, clients + 1)) != 0)
+	snprintf(ref_seed, sizeof ref_seed, "%s-ref", seed);
+	if (db != NULL) {
+		tc_client *c = client_for(sock);
+
+		pid = daemon_pid(c);
+		tc_client_free(c);
+		ref_record_open(&ref, db, "NORMAL", REF_BATCH);
+	}
+	if ((rc = pthread_barrier_init(&slice_start, NULL, clients + 1)) != 0 ||
+	    (rc = pthread_barrier_init(&slice_done, NULL, clients + 1)) != 0)
 		die("pthread_barrier_init: %s", strerror(rc));
 	for (unsigned i = 0; i < clients; i++) {
 		l[i] = (struct loader){ .sock = sock, .seed = seed,
-		    .batch = batch, .secs = secs };
+		    .batch = batch };
 		if ((rc = pthread_create(&l[i].th, NULL, load_run, &l[i])) != 0)
 			die("pthread_create: %s", strerror(rc));
 	}
-	pthread_barrier_wait(&ready);	/* every client connected */
-	start_at = now_s();
-	pthread_barrier_wait(&ready);
+	t0 = now_s();
+	do {
+		start = now_s();
+		slice_end = start + SLICE_S;
+		pthread_barrier_wait(&slice_start);
+		pthread_barrier_wait(&slice_done);
+		end = 0;
+		for (unsigned i = 0; i < clients; i++)
+			end = l[i].end > end ? l[i].end : end;
+		spent += end - start;
+		if (ref != NULL) {
+			after += quiesce(pid);
+			stop = now_s() + SLICE_S;
+			do {
+				ref_spent += ref_record_batch(ref, ref_seed,
+				    &ref_next);
+				ref_done += REF_BATCH;
+			} while (now_s() < stop);
+		}
+	} while (now_s() - t0 < secs);
+	last_slice = 1;
+	pthread_barrier_wait(&slice_start);
+	pthread_barrier_wait(&slice_done);
 	for (unsigned i = 0; i < clients; i++) {
 		if ((rc = pthread_join(l[i].th, NULL)) != 0)
 			die("pthread_join: %s", strerror(rc));
 		done += l[i].done;
-		if (l[i].end > end)
-			end = l[i].end;
 	}
-	report(done, end - start_at);
+	report("rate", done, spent);
+	if (ref != NULL) {
+		report("ref", ref_done, ref_spent);
+		printf("after_us=%.3f ", after * 1e6 / (double)done);
+		ref_record_close(ref);
+	}
+	printf("n=%" PRIu64 "\n", done);
 	return 0;
 }
 
@@ -437,122 +622,172 @@ static void ref_exec(sqlite3 *db, sqlite3_stmt *st)
 	sqlite3_reset(st);
 }
 
-/* What a lookup answers for one discovered input. */
+static void ref_close(sqlite3 *db, sqlite3_stmt **st, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sqlite3_finalize(st[i]);
+	if (sqlite3_close(db) != SQLITE_OK)
+		die("close: %s", sqlite3_errmsg(db));
+}
+
+/* What the reference's lookup answers for one discovered input. */
 struct ref_input {
 	int kind;
 	char path[256];
 	uint8_t digest[TC_DIGEST_BYTES];
 };
 
+enum { RL_BEGIN, RL_COMMIT, RL_ENTRY, RL_INPUTS, RL__N };
+
 struct ref_lookup {
 	sqlite3 *db;
-	sqlite3_stmt *begin, *commit, *entry, *inputs;
+	sqlite3_stmt *st[RL__N];
 	struct ref_input got[8];
+	tc_input in[8];
+	uint8_t (*keys)[TC_DIGEST_BYTES];
+	tc_result *res;
 };
 
-/* One batch in one read transaction: each entry row, and a hit's
- * discovered inputs copied out. */
-static void ref_lookup_batch(struct ref_lookup *x,
-    uint8_t (*keys)[TC_DIGEST_BYTES], size_t batch, tc_result *res)
+static void ref_lookup_open(struct ref_lookup *x, const char *path)
 {
+	x->db = ref_open(path, "NORMAL");
+	x->st[RL_BEGIN] = ref_prepare(x->db, "BEGIN");
+	x->st[RL_COMMIT] = ref_prepare(x->db, "COMMIT");
+	x->st[RL_ENTRY] = ref_prepare(x->db, "SELECT id, outcome, flaky, "
+	    "duration_us, created, expires FROM entries "
+	    "WHERE key = ?1 AND expires > ?2");
+	x->st[RL_INPUTS] = ref_prepare(x->db, "SELECT kind, path, digest "
+	    "FROM inputs WHERE entry = ?1 AND kind = 1 ORDER BY path");
+	x->keys = calloc(1000, sizeof *x->keys);
+	x->res = calloc(1000, sizeof *x->res);
+	if (x->keys == NULL || x->res == NULL)
+		die("out of memory");
+}
+
+static void ref_lookup_close(struct ref_lookup *x)
+{
+	ref_close(x->db, x->st, RL__N);
+	free(x->keys);
+	free(x->res);
+}
+
+/* One batch in one read transaction: each entry row, and a hit's
+ * discovered inputs copied out (into buffers of its own: the reference
+ * allocates nothing). */
+static void ref_lookup_batch(struct ref_lookup *x, size_t batch)
+{
+	sqlite3_stmt *entry = x->st[RL_ENTRY], *inputs = x->st[RL_INPUTS];
 	uint64_t now = now_ms();
 	int rc, m;
 
-	ref_exec(x->db, x->begin);
+	ref_exec(x->db, x->st[RL_BEGIN]);
 	for (size_t i = 0; i < batch; i++) {
-		tc_result *r = &res[i];
+		tc_result *r = &x->res[i];
 
 		memset(r, 0, sizeof *r);
-		sqlite3_bind_blob(x->entry, 1, keys[i], TC_DIGEST_BYTES,
+		sqlite3_bind_blob(entry, 1, x->keys[i], TC_DIGEST_BYTES,
 		    SQLITE_STATIC);
-		sqlite3_bind_int64(x->entry, 2, (int64_t)now);
-		if ((rc = sqlite3_step(x->entry)) == SQLITE_DONE) {
-			sqlite3_reset(x->entry);
+		sqlite3_bind_int64(entry, 2, (int64_t)now);
+		if ((rc = sqlite3_step(entry)) == SQLITE_DONE) {
+			sqlite3_reset(entry);
 			continue;
 		}
 		if (rc != SQLITE_ROW)
 			die("lookup: %s", sqlite3_errmsg(x->db));
 		r->found = 1;
-		r->outcome = (uint8_t)sqlite3_column_int(x->entry, 1);
-		r->flaky = (uint8_t)sqlite3_column_int(x->entry, 2);
-		r->duration_us = (uint64_t)sqlite3_column_int64(x->entry, 3);
-		r->created_ms = (uint64_t)sqlite3_column_int64(x->entry, 4);
-		r->expires_ms = (uint64_t)sqlite3_column_int64(x->entry, 5);
-		sqlite3_bind_int64(x->inputs, 1,
-		    sqlite3_column_int64(x->entry, 0));
-		sqlite3_reset(x->entry);
-		for (m = 0; m < 8 && (rc = sqlite3_step(x->inputs)) ==
-		    SQLITE_ROW; m++) {
+		r->outcome = (uint8_t)sqlite3_column_int(entry, 1);
+		r->flaky = (uint8_t)sqlite3_column_int(entry, 2);
+		r->duration_us = (uint64_t)sqlite3_column_int64(entry, 3);
+		r->created_ms = (uint64_t)sqlite3_column_int64(entry, 4);
+		r->expires_ms = (uint64_t)sqlite3_column_int64(entry, 5);
+		sqlite3_bind_int64(inputs, 1, sqlite3_column_int64(entry, 0));
+		sqlite3_reset(entry);
+		for (m = 0; m < 8 && (rc = sqlite3_step(inputs)) == SQLITE_ROW;
+		    m++) {
 			struct ref_input *g = &x->got[m];
-			const void *d = sqlite3_column_blob(x->inputs, 2);
-			const unsigned char *p = sqlite3_column_text(x->inputs,
-			    1);
+			const void *d = sqlite3_column_blob(inputs, 2);
+			const unsigned char *p = sqlite3_column_text(inputs, 1);
 
-			g->kind = sqlite3_column_int(x->inputs, 0);
+			g->kind = sqlite3_column_int(inputs, 0);
 			snprintf(g->path, sizeof g->path, "%s",
 			    p ? (const char *)p : "");
-			if (d != NULL && sqlite3_column_bytes(x->inputs, 2) ==
+			if (d != NULL && sqlite3_column_bytes(inputs, 2) ==
 			    TC_DIGEST_BYTES)
 				memcpy(g->digest, d, TC_DIGEST_BYTES);
+			x->in[m].kind = (uint8_t)g->kind;
+			x->in[m].path = g->path;
 		}
 		if (m < 8 && rc != SQLITE_DONE)
 			die("inputs: %s", sqlite3_errmsg(x->db));
-		sqlite3_reset(x->inputs);
+		sqlite3_reset(inputs);
 		r->ninputs = (uint32_t)m;
+		r->inputs = x->in;
 	}
-	ref_exec(x->db, x->commit);
+	ref_exec(x->db, x->st[RL_COMMIT]);
 }
 
-static int cmd_ref_lookup(const char *path, uint64_t n, size_t batch, int hit,
-    double secs)
+/* A pass of the reference over the n keys, in batches of 1,000; the
+ * seconds its batches took. */
+static double ref_lookup_pass(struct ref_lookup *x, int hit, uint64_t n,
+    uint64_t *done)
 {
-	struct ref_lookup x;
-	uint8_t (*keys)[TC_DIGEST_BYTES] = calloc(batch > 1000 ? batch : 1000,
-	    sizeof *keys);
-	tc_result *res = calloc(batch > 1000 ? batch : 1000, sizeof *res);
-	uint64_t cursor = 0, done = 0;
-	double t0, t1, spent = 0;
+	uint64_t cursor = 0;
+	double spent = 0, t;
 
-	if (keys == NULL || res == NULL)
-		die("out of memory");
-	x.db = ref_open(path, "NORMAL");
-	x.begin = ref_prepare(x.db, "BEGIN");
-	x.commit = ref_prepare(x.db, "COMMIT");
-	x.entry = ref_prepare(x.db, "SELECT id, outcome, flaky, "
-	    "duration_us, created, expires FROM entries "
-	    "WHERE key = ?1 AND expires > ?2");
-	x.inputs = ref_prepare(x.db, "SELECT kind, path, digest "
-	    "FROM inputs WHERE entry = ?1 AND kind = 1 ORDER BY path");
-	/* The untimed pass, as the client makes one. */
 	while (cursor < n) {
 		size_t k = n - cursor < 1000 ? (size_t)(n - cursor) : 1000;
 
-		next_keys(keys, k, hit, n, &cursor);
-		ref_lookup_batch(&x, keys, k, res);
+		next_keys(x->keys, k, hit, n, &cursor);
+		t = now_s();
+		ref_lookup_batch(x, k);
+		spent += now_s() - t;
+		check(x->res, k, hit, "ref-lookup");
+		*done += k;
 	}
-	cursor = 0;
+	return spent;
+}
+
+/*
+ * 1,000-key batches through tcached and by the reference on its file,
+ * pass for pass in turn (each pass every key once), so that both see the
+ * same machine at the same moments; the hits tcached counted are written
+ * between passes, and timed apart.
+ */
+static int cmd_cmp_lookup(const char *sock, const char *db, uint64_t n,
+    int hit, double secs)
+{
+	struct looker l;
+	struct ref_lookup x;
+	uint64_t done = 0, ref_done = 0, ignored = 0;
+	long long daemon_ns = 0;
+	long pid;
+	double t0, spent = 0, ref_spent = 0, written = 0;
+
+	looker_init(&l, sock, 1000);
+	pid = daemon_pid(l.c);
+	ref_lookup_open(&x, db);
+	(void)looker_pass(&l, hit, n, 0, &ignored);
+	(void)ref_lookup_pass(&x, hit, n, &ignored);
+	(void)write_hits(l.c);
+	(void)quiesce(pid);
 	t0 = now_s();
 	do {
-		next_keys(keys, batch, hit, n, &cursor);
-		t1 = now_s();
-		ref_lookup_batch(&x, keys, batch, res);
-		spent += now_s() - t1;
-		for (size_t i = 0; i < batch; i++)
-			if (res[i].found != hit || (hit && (res[i].ninputs != 1 ||
-			    x.got[0].kind != TC_INPUT_FOUND)))
-				die("ref-lookup: wrong answer (%s expected)",
-				    hit ? "a hit with its input" : "a miss");
-		done += batch;
+		long long c0 = cpu_ns(pid);
+
+		spent += looker_pass(&l, hit, n, 0, &done);
+		daemon_ns += cpu_ns(pid) - c0;
+		written += write_hits(l.c);
+		(void)quiesce(pid);
+		ref_spent += ref_lookup_pass(&x, hit, n, &ref_done);
 	} while (now_s() - t0 < secs);
-	report(done, spent);
-	sqlite3_finalize(x.begin);
-	sqlite3_finalize(x.commit);
-	sqlite3_finalize(x.entry);
-	sqlite3_finalize(x.inputs);
-	if (sqlite3_close(x.db) != SQLITE_OK)
-		die("close: %s", sqlite3_errmsg(x.db));
-	free(keys);
-	free(res);
+	report("rate", done, spent);
+	report("ref", ref_done, ref_spent);
+	if (hit)
+		printf("hit_write_us=%.3f ", written * 1e6 / (double)done);
+	printf("daemon_us=%.3f n=%" PRIu64 "\n",
+	    (double)daemon_ns / 1e3 / (double)done, done);
+	looker_free(&l);
+	ref_lookup_close(&x);
 	return 0;
 }
 
@@ -594,105 +829,146 @@ static void bind_input(sqlite3_stmt *st, int64_t owner, const tc_input *in,
 	sqlite3_bind_blob(st, 5, in->digest, TC_DIGEST_BYTES, SQLITE_STATIC);
 }
 
-static int cmd_ref_record(const char *path, size_t batch, const char *seed,
-    double secs, const char *sync)
+enum { RR_BEGIN, RR_COMMIT, RR_FIND, RR_NEWSET, RR_SETROW, RR_PUT, RR_FOUND,
+    RR__N };
+
+struct ref_record {
+	sqlite3 *db;
+	sqlite3_stmt *st[RR__N];
+	size_t batch;
+	struct rec *recs;
+};
+
+static void ref_record_open(struct ref_record **out, const char *path,
+    const char *sync, size_t batch)
 {
-	sqlite3 *db = ref_open(path, sync);
-	sqlite3_stmt *begin = ref_prepare(db, "BEGIN IMMEDIATE");
-	sqlite3_stmt *commit = ref_prepare(db, "COMMIT");
-	sqlite3_stmt *find = ref_prepare(db,
+	struct ref_record *x = calloc(1, sizeof *x);
+
+	if (x == NULL || (x->recs = calloc(batch, sizeof *x->recs)) == NULL)
+		die("out of memory");
+	x->batch = batch;
+	x->db = ref_open(path, sync);
+	x->st[RR_BEGIN] = ref_prepare(x->db, "BEGIN IMMEDIATE");
+	x->st[RR_COMMIT] = ref_prepare(x->db, "COMMIT");
+	x->st[RR_FIND] = ref_prepare(x->db,
 	    "SELECT id FROM inputsets WHERE hash = ?1 LIMIT 1");
-	sqlite3_stmt *newset = ref_prepare(db,
+	x->st[RR_NEWSET] = ref_prepare(x->db,
 	    "INSERT INTO inputsets(hash) VALUES (?1)");
-	sqlite3_stmt *setrow = ref_prepare(db, "INSERT INTO setinputs(setid, "
+	x->st[RR_SETROW] = ref_prepare(x->db, "INSERT INTO setinputs(setid, "
 	    "kind, path, abspath, digest) VALUES (?1, ?2, ?3, ?4, ?5)");
-	sqlite3_stmt *put = ref_prepare(db, "INSERT OR REPLACE INTO "
+	x->st[RR_PUT] = ref_prepare(x->db, "INSERT OR REPLACE INTO "
 	    "entries(key, project, test, root, outcome, flaky, duration_us, "
 	    "message, created, expires, hits, last_used, inputset) VALUES "
 	    "(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, 0, ?8, ?10)");
-	sqlite3_stmt *found = ref_prepare(db, "INSERT OR REPLACE INTO "
+	x->st[RR_FOUND] = ref_prepare(x->db, "INSERT OR REPLACE INTO "
 	    "inputs(entry, kind, path, abspath, digest) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5)");
-	struct rec *recs = calloc(batch, sizeof *recs);
-	char abs[NINPUTS][160];
-	uint64_t next = 0, done = 0, now;
-	int64_t setid, entry;
-	double t0, t1, spent = 0;
+	*out = x;
+}
+
+static void ref_record_close(struct ref_record *x)
+{
+	ref_close(x->db, x->st, RR__N);
+	free(x->recs);
+	free(x);
+}
+
+/* The set of r's declared inputs: found by its hash, or made. */
+static int64_t ref_set(struct ref_record *x, const tc_record *r,
+    char (*abs)[160])
+{
+	sqlite3_stmt *find = x->st[RR_FIND];
+	int64_t hash = ref_set_hash(r, abs), setid;
 	int rc;
 
-	if (recs == NULL)
-		die("out of memory");
+	sqlite3_bind_int64(find, 1, hash);
+	if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
+		setid = sqlite3_column_int64(find, 0);
+		sqlite3_reset(find);
+		return setid;
+	}
+	if (rc != SQLITE_DONE)
+		die("find set: %s", sqlite3_errmsg(x->db));
+	sqlite3_reset(find);
+	sqlite3_bind_int64(x->st[RR_NEWSET], 1, hash);
+	ref_exec(x->db, x->st[RR_NEWSET]);
+	setid = sqlite3_last_insert_rowid(x->db);
+	for (uint32_t j = 0; j < r->ninputs; j++) {
+		if (r->inputs[j].kind == TC_INPUT_FOUND)
+			continue;
+		bind_input(x->st[RR_SETROW], setid, &r->inputs[j], abs[j]);
+		ref_exec(x->db, x->st[RR_SETROW]);
+	}
+	return setid;
+}
+
+/* One batch of new records (key space seed, from *next on) in one write
+ * transaction; the seconds it took (making the records is not counted). */
+static double ref_record_batch(struct ref_record *x, const char *seed,
+    uint64_t *next)
+{
+	sqlite3_stmt *put = x->st[RR_PUT];
+	char abs[NINPUTS][160];
+	uint64_t now;
+	int64_t setid, entry;
+	double t;
+
+	for (size_t i = 0; i < x->batch; i++)
+		make_record(&x->recs[i], seed, (*next)++);
+	t = now_s();
+	now = now_ms();
+	ref_exec(x->db, x->st[RR_BEGIN]);
+	for (size_t i = 0; i < x->batch; i++) {
+		const tc_record *r = &x->recs[i].r;
+
+		for (uint32_t j = 0; j < r->ninputs; j++)
+			if (r->inputs[j].kind == TC_INPUT_ENV)
+				abs[j][0] = '\0';
+			else
+				snprintf(abs[j], sizeof abs[j], "%s/%s",
+				    r->root, r->inputs[j].path);
+		setid = ref_set(x, r, abs);
+		sqlite3_bind_blob(put, 1, r->key, TC_DIGEST_BYTES,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(put, 2, r->project, -1, SQLITE_STATIC);
+		sqlite3_bind_text(put, 3, r->test, -1, SQLITE_STATIC);
+		sqlite3_bind_text(put, 4, r->root, -1, SQLITE_STATIC);
+		sqlite3_bind_int(put, 5, r->outcome);
+		sqlite3_bind_int64(put, 6, (int64_t)r->duration_us);
+		sqlite3_bind_text(put, 7, r->message, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(put, 8, (int64_t)now);
+		sqlite3_bind_int64(put, 9, (int64_t)now + 86400000);
+		sqlite3_bind_int64(put, 10, setid);
+		ref_exec(x->db, put);
+		entry = sqlite3_last_insert_rowid(x->db);
+		for (uint32_t j = 0; j < r->ninputs; j++) {
+			if (r->inputs[j].kind != TC_INPUT_FOUND)
+				continue;
+			bind_input(x->st[RR_FOUND], entry, &r->inputs[j],
+			    abs[j]);
+			ref_exec(x->db, x->st[RR_FOUND]);
+		}
+	}
+	ref_exec(x->db, x->st[RR_COMMIT]);
+	return now_s() - t;
+}
+
+static int cmd_ref_record(const char *path, size_t batch, const char *seed,
+    double secs, const char *sync)
+{
+	struct ref_record *x;
+	uint64_t next = 0, done = 0;
+	double t0, spent = 0;
+
+	ref_record_open(&x, path, sync, batch);
 	t0 = now_s();
 	do {
-		for (size_t i = 0; i < batch; i++)
-			make_record(&recs[i], seed, next++);
-		t1 = now_s();
-		now = now_ms();
-		ref_exec(db, begin);
-		for (size_t i = 0; i < batch; i++) {
-			const tc_record *r = &recs[i].r;
-			int64_t hash;
-
-			for (uint32_t j = 0; j < r->ninputs; j++)
-				if (r->inputs[j].kind == TC_INPUT_ENV)
-					abs[j][0] = '\0';
-				else
-					snprintf(abs[j], sizeof abs[j], "%s/%s",
-					    r->root, r->inputs[j].path);
-			hash = ref_set_hash(r, abs);
-			sqlite3_bind_int64(find, 1, hash);
-			if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
-				setid = sqlite3_column_int64(find, 0);
-				sqlite3_reset(find);
-			} else if (rc == SQLITE_DONE) {
-				sqlite3_reset(find);
-				sqlite3_bind_int64(newset, 1, hash);
-				ref_exec(db, newset);
-				setid = sqlite3_last_insert_rowid(db);
-				for (uint32_t j = 0; j < r->ninputs; j++) {
-					if (r->inputs[j].kind == TC_INPUT_FOUND)
-						continue;
-					bind_input(setrow, setid, &r->inputs[j],
-					    abs[j]);
-					ref_exec(db, setrow);
-				}
-			} else
-				die("find set: %s", sqlite3_errmsg(db));
-			sqlite3_bind_blob(put, 1, r->key, TC_DIGEST_BYTES,
-			    SQLITE_STATIC);
-			sqlite3_bind_text(put, 2, r->project, -1, SQLITE_STATIC);
-			sqlite3_bind_text(put, 3, r->test, -1, SQLITE_STATIC);
-			sqlite3_bind_text(put, 4, r->root, -1, SQLITE_STATIC);
-			sqlite3_bind_int(put, 5, r->outcome);
-			sqlite3_bind_int64(put, 6, (int64_t)r->duration_us);
-			sqlite3_bind_text(put, 7, r->message, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(put, 8, (int64_t)now);
-			sqlite3_bind_int64(put, 9, (int64_t)now + 86400000);
-			sqlite3_bind_int64(put, 10, setid);
-			ref_exec(db, put);
-			entry = sqlite3_last_insert_rowid(db);
-			for (uint32_t j = 0; j < r->ninputs; j++) {
-				if (r->inputs[j].kind != TC_INPUT_FOUND)
-					continue;
-				bind_input(found, entry, &r->inputs[j], abs[j]);
-				ref_exec(db, found);
-			}
-		}
-		ref_exec(db, commit);
-		spent += now_s() - t1;
+		spent += ref_record_batch(x, seed, &next);
 		done += batch;
 	} while (now_s() - t0 < secs);
-	report(done, spent);
-	sqlite3_finalize(begin);
-	sqlite3_finalize(commit);
-	sqlite3_finalize(find);
-	sqlite3_finalize(newset);
-	sqlite3_finalize(setrow);
-	sqlite3_finalize(put);
-	sqlite3_finalize(found);
-	if (sqlite3_close(db) != SQLITE_OK)
-		die("close: %s", sqlite3_errmsg(db));
-	free(recs);
+	report("rate", done, spent);
+	printf("n=%" PRIu64 "\n", done);
+	ref_record_close(x);
 	return 0;
 }
 
@@ -703,7 +979,6 @@ static int hit_arg(const char *s)
 	if (strcmp(s, "miss") == 0)
 		return 0;
 	die("hit or miss, not %s", s);
-	return 0;
 }
 
 static size_t batch_arg(const char *s)
@@ -715,26 +990,35 @@ static size_t batch_arg(const char *s)
 	return (size_t)b;
 }
 
+static unsigned clients_arg(const char *s)
+{
+	long c = arg_long(s, 1);
+
+	if (c > MAX_CLIENTS)
+		die("at most 64 clients, not %s", s);
+	return (unsigned)c;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(cmd, "fill") == 0 && argc == 4)
 		return cmd_fill(argv[2], (uint64_t)arg_long(argv[3], 1));
 	if (strcmp(cmd, "lookup") == 0 && argc == 7)
 		return cmd_lookup(argv[2], (uint64_t)arg_long(argv[3], 1),
 		    batch_arg(argv[4]), hit_arg(argv[5]), arg_double(argv[6]));
-	if (strcmp(cmd, "record") == 0 && argc == 7) {
-		long clients = arg_long(argv[3], 1);
-
-		if (clients > MAX_CLIENTS)
-			die("at most 64 clients, not %s", argv[3]);
-		return cmd_record(argv[2], (unsigned)clients,
+	if (strcmp(cmd, "cmp-lookup") == 0 && argc == 7)
+		return cmd_cmp_lookup(argv[2], argv[3],
+		    (uint64_t)arg_long(argv[4], 1), hit_arg(argv[5]),
+		    arg_double(argv[6]));
+	if (strcmp(cmd, "record") == 0 && argc == 7)
+		return cmd_record(argv[2], NULL, clients_arg(argv[3]),
 		    batch_arg(argv[4]), argv[5], arg_double(argv[6]));
-	}
-	if (strcmp(cmd, "ref-lookup") == 0 && argc == 7)
-		return cmd_ref_lookup(argv[2], (uint64_t)arg_long(argv[3], 1),
-		    batch_arg(argv[4]), hit_arg(argv[5]), arg_double(argv[6]));
+	if (strcmp(cmd, "cmp-record") == 0 && argc == 8)
+		return cmd_record(argv[2], argv[3], clients_arg(argv[4]),
+		    batch_arg(argv[5]), argv[6], arg_double(argv[7]));
 	if (strcmp(cmd, "ref-record") == 0 && argc == 7) {
 		const char *sync = strcmp(argv[6], "full") == 0 ? "FULL" :
 		    strcmp(argv[6], "normal") == 0 ? "NORMAL" : NULL;
@@ -746,8 +1030,9 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "usage: tput fill SOCK N\n"
 	    "       tput lookup SOCK N BATCH hit|miss SECS\n"
+	    "       tput cmp-lookup SOCK DB N hit|miss SECS\n"
 	    "       tput record SOCK CLIENTS BATCH SEED SECS\n"
-	    "       tput ref-lookup DB N BATCH hit|miss SECS\n"
+	    "       tput cmp-record SOCK DB CLIENTS BATCH SEED SECS\n"
 	    "       tput ref-record DB BATCH SEED SECS normal|full\n");
 	return 2;
 }
