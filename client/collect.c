@@ -14,8 +14,9 @@
  * every file below it (DESIGN.md), but never into a directory that is
  * already on the walk's path, which would loop.
  *
- * The walk only lists: a file the memo knows (memo.c) takes its digest
- * from there, the others are hashed once the walk is done, by several
+ * The walk only lists (and, with a memo, stats).  Then a file the memo
+ * knows (memo.c) takes its digest from there, when the files are worth
+ * more than loading the memo, and the others are hashed, by several
  * threads when there are many (hashing is the bulk of a cold run; the walk
  * is a stat per file).
  */
@@ -64,7 +65,9 @@
 struct collect_job {
 	size_t idx;			/* into collect.v */
 	int64_t t_read;			/* memo_clock() before the open */
-	struct stat sb;			/* fstat before the read */
+	struct stat sb;			/* the walk's stat (have_sb), then the
+					   fstat before the read */
+	uint8_t have_sb;
 	tc_status st;
 	int error;
 };
@@ -88,6 +91,7 @@ struct collect {
 	const struct collect_dir *walking; /* innermost directory walked */
 	size_t ndirs;			/* directories opened so far */
 	tc_memo *memo;			/* may be NULL */
+	int use_memo;			/* memo worth loading: it learns too */
 	struct collect_job *jobs;	/* files left to hash */
 	size_t njobs;
 	size_t capjobs;
@@ -157,23 +161,19 @@ static tc_status collect_add(struct collect *c, const char *abs,
 }
 
 /*
- * The regular file abs: from the memo when *sb (its stat, NULL when not
- * taken) matches what it remembers, else an input whose digest a job fills
- * in later.
+ * The regular file abs, whose stat is *sb (NULL when not taken): an input
+ * whose digest a job fills in later, from the memo or by hashing.
  */
 static tc_status collect_file(struct collect *c, const char *abs,
 			      const struct stat *sb)
 {
-	uint8_t digest[TC_DIGEST_BYTES];
-	struct collect_job *nj;
+	struct collect_job *nj, *j;
 	struct stat own;
 	size_t ncap;
 	tc_status rc;
 
 	if (c->memo != NULL && sb == NULL && stat(abs, &own) == 0)
 		sb = &own;
-	if (sb != NULL && memo_lookup(c->memo, abs, sb, digest))
-		return collect_add(c, abs, digest);
 	if ((rc = collect_add(c, abs, NULL)) != TC_OK)
 		return rc;
 	if (c->njobs == c->capjobs) {
@@ -183,10 +183,13 @@ static tc_status collect_file(struct collect *c, const char *abs,
 		c->jobs = nj;
 		c->capjobs = ncap;
 	}
-	c->jobs[c->njobs].idx = c->n - 1;
-	c->jobs[c->njobs].st = TC_OK;
-	c->jobs[c->njobs].error = 0;
-	c->njobs++;
+	j = &c->jobs[c->njobs++];
+	j->idx = c->n - 1;
+	j->st = TC_OK;
+	j->error = 0;
+	j->have_sb = sb != NULL;
+	if (sb != NULL)
+		j->sb = *sb;
 	return TC_OK;
 }
 
@@ -548,6 +551,35 @@ static size_t collect_nthreads(size_t n)
 }
 
 /*
+ * Takes what the memo knows, when the files to hash are worth more than
+ * reading the memo (a few small files are hashed sooner than a large memo
+ * is read), and leaves the other jobs.
+ */
+static void collect_recall(struct collect *c)
+{
+	uint64_t work = 0;
+	size_t k = 0;
+
+	if (c->memo == NULL || c->njobs == 0)
+		return;
+	for (size_t i = 0; i < c->njobs; i++)
+		work += MEMO_FILE_COST + (c->jobs[i].have_sb &&
+		    c->jobs[i].sb.st_size > 0 ? (uint64_t)c->jobs[i].sb.st_size :
+		    0);
+	if (!(c->use_memo = memo_wanted(c->memo, work)))
+		return;
+	for (size_t i = 0; i < c->njobs; i++) {
+		struct collect_job *j = &c->jobs[i];
+
+		collect_abs(c, j->idx, c->path);
+		if (!j->have_sb ||
+		    !memo_lookup(c->memo, c->path, &j->sb, c->v[j->idx].digest))
+			c->jobs[k++] = *j;
+	}
+	c->njobs = k;
+}
+
+/*
  * Hashes every job, then takes their results in input order: a file gone
  * since it was listed is missing (all-zero digest), another failure ends
  * the collection naming it, and the memo learns the rest.  The threads
@@ -581,8 +613,9 @@ static tc_status collect_hash(struct collect *c)
 		j = &c->jobs[i];
 		collect_abs(c, j->idx, c->path);
 		if (j->st == TC_OK) {
-			memo_store(c->memo, c->path, &j->sb,
-			    c->v[j->idx].digest, j->t_read);
+			if (c->use_memo)
+				memo_store(c->memo, c->path, &j->sb,
+				    c->v[j->idx].digest, j->t_read);
 			continue;
 		}
 		memset(c->v[j->idx].digest, 0, TC_DIGEST_BYTES);
@@ -630,6 +663,7 @@ static tc_status collect_all(struct collect *c, const char *root,
 		if ((rc = collect_path(c, paths[i], 0)) != TC_OK)
 			return rc;
 	}
+	collect_recall(c);
 	if ((rc = collect_hash(c)) != TC_OK)
 		return rc;
 	collect_sort(c);

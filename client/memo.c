@@ -18,6 +18,9 @@
  * directory owned by that user; anything else is ignored.  It is written
  * to a temporary file renamed over it, and a checksum over all of it
  * rejects a damaged or truncated one as a whole: such a memo is empty.
+ * It is read only when the files at hand would cost more to hash than it
+ * costs to read (memo_wanted), so a run with a few small files never pays
+ * for a memo grown large on a big tree.
  */
 #include <sys/stat.h>
 
@@ -69,6 +72,7 @@ struct memo_ent {
 struct tc_memo {
 	char *path;
 	int usable;		/* in a directory of ours: read and written */
+	int loaded;		/* memo_ensure ran */
 	int dirty;
 	unsigned char *file;	/* the loaded file, which paths point into */
 	struct memo_ent *v;
@@ -235,6 +239,8 @@ static int memo_key(const struct stat *sb, uint64_t *dev, uint64_t *ino,
 	return 1;
 }
 
+static void memo_ensure(tc_memo *m);
+
 int memo_lookup(tc_memo *m, const char *abs, const struct stat *sb,
 		uint8_t out[TC_DIGEST_BYTES])
 {
@@ -242,9 +248,11 @@ int memo_lookup(tc_memo *m, const char *abs, const struct stat *sb,
 	uint64_t dev, ino, size;
 	int64_t mtime, ctime;
 
-	if (m == NULL || m->n == 0)
+	if (m == NULL)
 		return 0;
-	if ((e = memo_entry(m, abs, strlen(abs))) == NULL || e->dead)
+	memo_ensure(m);
+	if (m->n == 0 || (e = memo_entry(m, abs, strlen(abs))) == NULL ||
+	    e->dead)
 		return 0;
 	if (!memo_key(sb, &dev, &ino, &size, &mtime, &ctime) ||
 	    e->dev != dev || e->ino != ino || e->size != size ||
@@ -270,6 +278,7 @@ void memo_store(tc_memo *m, const char *abs, const struct stat *sb,
 
 	if (m == NULL)
 		return;
+	memo_ensure(m);
 	m->counts.hashed++;
 	len = strlen(abs);
 	if (m->n > 0 && memo_index(m, m->n) == 0)
@@ -443,6 +452,30 @@ static void memo_load(tc_memo *m)
 	close(fd);
 }
 
+/* Loaded once, on first need: a run that hashes a few small files never
+ * reads a large memo (memo_wanted). */
+static void memo_ensure(tc_memo *m)
+{
+	if (m->loaded)
+		return;
+	m->loaded = 1;
+	if (m->usable)
+		memo_load(m);
+}
+
+int memo_wanted(tc_memo *m, uint64_t work)
+{
+	struct stat sb;
+
+	if (m == NULL)
+		return 0;
+	if (!m->loaded && m->usable && stat(m->path, &sb) == 0 &&
+	    S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > work)
+		return 0;
+	memo_ensure(m);
+	return 1;
+}
+
 char *tc_default_memo(char *buf, size_t len)
 {
 	const char *v = getenv("TCACHE_MEMO"), *base;
@@ -482,8 +515,6 @@ tc_status tc_memo_open(const char *path, tc_memo **out)
 	}
 	/* A directory missing now is made ours on save. */
 	m->usable = memo_dir_ours(m->path);
-	if (m->usable)
-		memo_load(m);
 	*out = m;
 	return TC_OK;
 }
@@ -512,9 +543,12 @@ tc_status tc_memo_hash_file(tc_memo *m, const char *path,
 		memcpy(abs + clen, path, plen + 1);
 		named = 1;
 	}
-	if (named && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
-	    memo_lookup(m, abs, &sb, out))
-		return TC_OK;
+	if (named && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		if (!memo_wanted(m, (uint64_t)sb.st_size + MEMO_FILE_COST))
+			return tc_hash_file(path, out);
+		if (memo_lookup(m, abs, &sb, out))
+			return TC_OK;
+	}
 	if ((buf = malloc(HASH_CHUNK)) == NULL)
 		return TC_ENOMEM;
 	t = memo_clock();

@@ -262,10 +262,11 @@ typedef struct tc_memo_counts {
  * ~/.cache/tcache/digests.  NULL when $TCACHE_MEMO is off (or 0, no,
  * false), when there is no home, or when it does not fit in buf. */
 char *tc_default_memo(char *buf, size_t len);
-/* Loads the memo at path (NULL: tc_default_memo); *out is NULL, with
- * TC_OK, when the memo is off.  A missing or unusable file is an empty
- * memo, and a directory that is not the caller's own one that is never
- * read or written.  TC_ENOMEM only. */
+/* Opens the memo at path (NULL: tc_default_memo); *out is NULL, with
+ * TC_OK, when the memo is off.  The file is read when first needed, and
+ * not at all for files that hash sooner than it reads.  A missing or
+ * unusable file is an empty memo, and a directory that is not the
+ * caller's own one that is never read or written.  TC_ENOMEM only. */
 tc_status tc_memo_open(const char *path, tc_memo **out);
 /* tc_hash_file through the memo m (NULL: none). */
 tc_status tc_memo_hash_file(tc_memo *m, const char *path,

@@ -688,6 +688,40 @@ static void test_any_order(void **state)
 	tc_inputs_free(plain, nplain);
 }
 
+/* A few small files are hashed sooner than a larger memo is read: the
+ * memo is left unread, and learns nothing. */
+static void test_small_skips_memo(void **state)
+{
+	uint8_t d[TC_DIGEST_BYTES], want[TC_DIGEST_BYTES];
+	unsigned long long before, read;
+	tc_memo_counts c;
+	struct stat sb;
+	tc_input *in;
+	size_t n;
+	tc_memo *m;
+	char p[400];
+
+	(void)state;
+	run_once(&in, &n, &c);
+	tc_inputs_free(in, n);
+	assert_int_equal(stat(memo_path, &sb), 0);
+	assert_true(sb.st_size > 4096 + 10);	/* MEMO_FILE_COST + 10 bytes */
+	path_of(p, sizeof p, base, "tiny");
+	write_file(p, "0123456789", 10);
+	tc_hash_bytes("0123456789", 10, want);
+	assert_int_equal(tc_memo_open(memo_path, &m), TC_OK);
+	before = rchar();
+	assert_int_equal(tc_memo_hash_file(m, p, d), TC_OK);
+	read = rchar() - before;
+	tc_memo_counts_get(m, &c);
+	assert_int_equal(tc_memo_save(m), TC_OK);
+	tc_memo_free(m);
+	assert_memory_equal(d, want, sizeof d);
+	assert_true(read < (unsigned long long)sb.st_size);
+	assert_int_equal(c.hits + c.hashed, 0);
+	unlink(p);
+}
+
 /* One thread or several: the same inputs. */
 static void test_threads_agree(void **state)
 {
@@ -724,6 +758,7 @@ int main(void)
 		cmocka_unit_test_setup(test_hash_file, fresh),
 		cmocka_unit_test(test_threads_agree),
 		cmocka_unit_test_setup(test_any_order, fresh),
+		cmocka_unit_test_setup(test_small_skips_memo, fresh),
 		/* These change files of the tree: last. */
 		cmocka_unit_test_setup(test_hit_skips_read, fresh),
 		/* It waits out the window once more. */
