@@ -68,6 +68,7 @@ struct collect_job {
 	struct stat sb;			/* the walk's stat (have_sb), then the
 					   fstat before the read */
 	uint8_t have_sb;
+	uint8_t asked;			/* the memo did not know it */
 	tc_status st;
 	int error;
 };
@@ -88,10 +89,13 @@ struct collect {
 	char *err;			/* the caller's message buffer */
 	size_t errlen;
 	char path[TC_MAX_PATH + 1];	/* absolute path being walked */
+	char other[TC_MAX_PATH + 1];	/* a job's, while c->path walks */
 	const struct collect_dir *walking; /* innermost directory walked */
 	size_t ndirs;			/* directories opened so far */
 	tc_memo *memo;			/* may be NULL */
 	int use_memo;			/* memo worth loading: it learns too */
+	uint64_t work;			/* what hashing the files so far would
+					   cost, in bytes (MEMO_FILE_COST) */
 	struct collect_job *jobs;	/* files left to hash */
 	size_t njobs;
 	size_t capjobs;
@@ -101,6 +105,7 @@ struct collect {
 static void collect_error(struct collect *, const char *, ...)
 	__attribute__((format(printf, 2, 3)));
 static tc_status collect_walk(struct collect *, size_t);
+static void collect_recall(struct collect *);
 
 static void collect_error(struct collect *c, const char *fmt, ...)
 {
@@ -161,19 +166,38 @@ static tc_status collect_add(struct collect *c, const char *abs,
 }
 
 /*
- * The regular file abs, whose stat is *sb (NULL when not taken): an input
- * whose digest a job fills in later, from the memo or by hashing.
+ * The regular file abs, whose stat is *sb (NULL when not taken): from the
+ * memo, once the files met so far are worth reading it, else an input
+ * whose digest a job fills in later (collect_recall asks the memo about
+ * the first ones).
  */
 static tc_status collect_file(struct collect *c, const char *abs,
 			      const struct stat *sb)
 {
+	uint8_t digest[TC_DIGEST_BYTES];
 	struct collect_job *nj, *j;
 	struct stat own;
 	size_t ncap;
 	tc_status rc;
+	int asked = 0;
 
 	if (c->memo != NULL && sb == NULL && stat(abs, &own) == 0)
 		sb = &own;
+	if (c->memo != NULL && sb != NULL) {
+		c->work += MEMO_FILE_COST + (sb->st_size > 0 ?
+		    (uint64_t)sb->st_size : 0);
+		/* From here on the memo, asked first about the files met
+		 * so far: in walk order, the order it holds them in. */
+		if (!c->use_memo && memo_wanted(c->memo, c->work)) {
+			c->use_memo = 1;
+			collect_recall(c);
+		}
+		if (c->use_memo) {
+			if (memo_lookup(c->memo, abs, sb, digest))
+				return collect_add(c, abs, digest);
+			asked = 1;
+		}
+	}
 	if ((rc = collect_add(c, abs, NULL)) != TC_OK)
 		return rc;
 	if (c->njobs == c->capjobs) {
@@ -188,6 +212,7 @@ static tc_status collect_file(struct collect *c, const char *abs,
 	j->st = TC_OK;
 	j->error = 0;
 	j->have_sb = sb != NULL;
+	j->asked = (uint8_t)asked;
 	if (sb != NULL)
 		j->sb = *sb;
 	return TC_OK;
@@ -551,30 +576,29 @@ static size_t collect_nthreads(size_t n)
 }
 
 /*
- * Takes what the memo knows, when the files to hash are worth more than
- * reading the memo (a few small files are hashed sooner than a large memo
- * is read), and leaves the other jobs.
+ * The memo's digests for the files met before the memo was found worth
+ * reading (collect_file), once it is, or the whole walk makes it so; the
+ * other jobs are left to hash.  Mid-walk too: c->path is left alone.
  */
 static void collect_recall(struct collect *c)
 {
-	uint64_t work = 0;
 	size_t k = 0;
 
 	if (c->memo == NULL || c->njobs == 0)
 		return;
-	for (size_t i = 0; i < c->njobs; i++)
-		work += MEMO_FILE_COST + (c->jobs[i].have_sb &&
-		    c->jobs[i].sb.st_size > 0 ? (uint64_t)c->jobs[i].sb.st_size :
-		    0);
-	if (!(c->use_memo = memo_wanted(c->memo, work)))
+	if (!c->use_memo && !(c->use_memo = memo_wanted(c->memo, c->work)))
 		return;
 	for (size_t i = 0; i < c->njobs; i++) {
 		struct collect_job *j = &c->jobs[i];
 
-		collect_abs(c, j->idx, c->path);
-		if (!j->have_sb ||
-		    !memo_lookup(c->memo, c->path, &j->sb, c->v[j->idx].digest))
-			c->jobs[k++] = *j;
+		if (j->have_sb && !j->asked) {
+			j->asked = 1;
+			collect_abs(c, j->idx, c->other);
+			if (memo_lookup(c->memo, c->other, &j->sb,
+			    c->v[j->idx].digest))
+				continue;
+		}
+		c->jobs[k++] = *j;
 	}
 	c->njobs = k;
 }

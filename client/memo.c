@@ -73,6 +73,7 @@ struct tc_memo {
 	char *path;
 	int usable;		/* in a directory of ours: read and written */
 	int loaded;		/* memo_ensure ran */
+	int64_t disk;		/* the file's size; -1 until asked */
 	int dirty;
 	unsigned char *file;	/* the loaded file, which paths point into */
 	struct memo_ent *v;
@@ -469,8 +470,12 @@ int memo_wanted(tc_memo *m, uint64_t work)
 
 	if (m == NULL)
 		return 0;
-	if (!m->loaded && m->usable && stat(m->path, &sb) == 0 &&
-	    S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > work)
+	if (m->loaded)
+		return 1;
+	if (m->disk < 0)
+		m->disk = m->usable && stat(m->path, &sb) == 0 &&
+		    S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0;
+	if ((uint64_t)m->disk > work)
 		return 0;
 	memo_ensure(m);
 	return 1;
@@ -515,6 +520,7 @@ tc_status tc_memo_open(const char *path, tc_memo **out)
 	}
 	/* A directory missing now is made ours on save. */
 	m->usable = memo_dir_ours(m->path);
+	m->disk = -1;
 	*out = m;
 	return TC_OK;
 }
