@@ -189,8 +189,9 @@ static int fresh(void **state)
 	return 0;
 }
 
-/* Our BLAKE2b (file digests) against libsodium's at every length over
- * the first blocks, at random ones, and through files read in chunks. */
+/* File digests against one-shot BLAKE2b at every length over the first
+ * blocks, at random ones, and through files read in chunks (multi-part
+ * hashing across read boundaries). */
 static void test_blake2b(void **state)
 {
 	uint8_t a[TC_DIGEST_BYTES], b[TC_DIGEST_BYTES];
