@@ -1,9 +1,11 @@
 """Integration tests: a real tcached on a short temporary socket and database,
 driven through the tcache command and through a raw protocol client.
 
-$TCACHE_BUILD names the build directory (default /work/main/build) holding
-tcached and tcache.  Every client runs with TCACHE_AUTOSTART=0, so a test
-that means to talk to no daemon really talks to none.
+$TCACHE_BUILD names the build directory (default: build/ of this checkout)
+holding tcached and tcache.  Every client runs with TCACHE_AUTOSTART=0, so a
+test that means to talk to no daemon really talks to none, and with
+XDG_CACHE_HOME in a temporary directory, so the digest memo of the user
+running the tests is neither read nor written.
 """
 
 import hashlib
@@ -18,7 +20,8 @@ import time
 
 import pytest
 
-BUILD = os.path.abspath(os.environ.get("TCACHE_BUILD", "/work/main/build"))
+BUILD = os.path.abspath(os.environ.get(
+    "TCACHE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
 TCACHED = os.path.join(BUILD, "tcached")
 TCACHE = os.path.join(BUILD, "tcache")
 
@@ -32,6 +35,17 @@ PASS, FAIL, SKIP, ERR = 1, 2, 3, 4
 INV_PATH, INV_TEST, INV_KEY, INV_ALL = 1, 2, 3, 4
 MAX_FRAME = 4 * 1024 * 1024
 MAX_BATCH = 4096
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_home(tmp_path_factory):
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
 
 # Daemons started during the current test, for the failure report.
 _started = []
