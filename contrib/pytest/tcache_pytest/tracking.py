@@ -14,6 +14,7 @@ depend on what its setup touched.
 
 import os
 import sys
+import types
 
 from . import inputs as tc_inputs
 
@@ -25,6 +26,16 @@ SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
 
 IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
                     "<frozen importlib._bootstrap>")
+
+# The events _hook acts on.  It is called for every audit event of the
+# process, and on 3.11 reading a frame's f_code is one, so the others must
+# cost a set lookup and nothing more.
+WATCHED_EVENTS = frozenset(("open", "import", "exec")) | SPAWN_EVENTS
+
+# A frame of such code object is resumed from wherever its generator is
+# next asked for a value: its callers change while it lives.
+RESUMABLE = 0x20 | 0x80 | 0x200   # CO_GENERATOR, CO_COROUTINE,
+                                  # CO_ASYNC_GENERATOR
 
 
 def _loaded(name, fromlist):
@@ -90,6 +101,9 @@ class Tracker:
         self.by_module = None   # while importing: module file -> Record
         self.owner = None       # while importing: the module running now
         self.segmenting = False  # importing, with a tracer
+        self._file_verdicts = {}   # module __file__ -> under the root
+        self._owner_frame = None   # the frame that imported last, and
+        self._owner_rec = None     # the Record its imports went to
 
     # --- phases ---
 
@@ -103,6 +117,7 @@ class Tracker:
         self.by_module = {}
         self.rec = Record()
         self.owner = self._innermost_module(sys._getframe(1))
+        self._owner_frame = self._owner_rec = None
         self.segmenting = tracer is not None
         if tracer is not None:
             tracer.start()
@@ -119,6 +134,8 @@ class Tracker:
             self._boundary(exiting=True)
         rec, by_module = self.rec, self.by_module
         self.rec = self.by_module = None
+        # A frame holds its locals: keep none past the collection.
+        self._owner_frame = self._owner_rec = None
         self.segmenting = False
         return rec, by_module
 
@@ -255,18 +272,97 @@ class Tracker:
         importlib.import_module = tracked_import_module
 
     def _note_import(self, name, globals, fromlist, level):
+        """Called by the import wrappers after a successful import, from
+        the importer's frame two levels up."""
         try:
             if level:
                 package = (globals or {}).get("__package__") or ""
                 base = package.rsplit(".", level - 1)[0] if level > 1 \
                     else package
                 name = base + "." + name if name else base
-            self._note("import", name, depth=3)
+            if self.by_module is None:
+                imported = self.rec.imported
+                imported.add(name)
+                for sub in fromlist or ():
+                    if sub != "*":
+                        imported.add(name + "." + sub)
+                return
+            # While modules are imported (tens of thousands of imports,
+            # mostly of other packages by other packages), only a module
+            # of the project needs an owner, whose search walks the stack.
+            names = [name] if self._maybe_project(name, True) else []
             for sub in fromlist or ():
-                if sub != "*":
-                    self._note("import", name + "." + sub, depth=3)
+                if sub != "*" and self._maybe_project(name + "." + sub,
+                                                      False):
+                    names.append(name + "." + sub)
+            if names:
+                rec = self._owner_of(sys._getframe(2))
+                if rec is not None:
+                    rec.imported.update(names)
         except Exception:
             pass                # an import hook must never break the test
+
+    def _maybe_project(self, name, imported):
+        """Whether a module name just imported can stand for a file of the
+        project when the collection ends (the plugin then resolves it
+        through sys.modules).  imported: name is what the import statement
+        loaded, not a name of its fromlist.
+
+        The importer holds the module object it got now: one that is not
+        the project's stays so, even if another module takes its name in
+        sys.modules later (that import is noted for whoever makes it).  A
+        fromlist name that is no module now is an attribute: the importer
+        holds that, and its module is noted beside it.  A name that should
+        be loaded and is not, or a module whose file cannot be told from
+        its namespace, is kept."""
+        mod = sys.modules.get(name)
+        if mod is None:
+            return imported
+        if not isinstance(mod, types.ModuleType):
+            return True
+        ns = mod.__dict__
+        if "__file__" not in ns:
+            spec = ns.get("__spec__")
+            return getattr(spec, "origin", None) not in ("built-in",
+                                                         "frozen")
+        f = ns["__file__"]
+        if not isinstance(f, str):
+            return f is not None
+        verdict = self._file_verdicts.get(f)
+        if verdict is None:
+            verdict = self._file_verdicts[f] = tc_inputs.inside(
+                self.root_prefix[:-1], os.path.realpath(f))
+        return verdict
+
+    def _owner_of(self, frame):
+        """The Record that what frame's code opens or imports belongs to
+        while modules are imported (see _note), or None: pytest's own
+        work.  The answer depends only on
+        the frames from frame outwards, which stay the same while frame
+        runs, unless it is a generator's: a frame that imports again gets
+        the answer it got last time."""
+        if frame is self._owner_frame:
+            return self._owner_rec
+        rec = None
+        project_code = False
+        f = frame
+        first = None
+        while f is not None:
+            code = f.f_code
+            if first is None:
+                first = code
+            if code.co_filename.startswith(self.root_prefix):
+                if code.co_name == "<module>":
+                    rec = self._owner_record(code.co_filename)
+                    break
+                project_code = True
+            f = f.f_back
+        else:
+            if project_code:
+                rec = self.rec
+        if first is not None and not first.co_flags & RESUMABLE:
+            self._owner_frame, self._owner_rec = frame, rec
+        return rec
 
     @staticmethod
     def _opened_path(args):
@@ -305,24 +401,13 @@ class Tracker:
         # input of every test.  With no project code on the stack at all it
         # is pytest's own work (importing test modules, reading sources and
         # its config), whose files are inputs already.
-        f = sys._getframe(depth)
-        project_code = False
-        while f is not None:
-            code = f.f_code
-            if code.co_filename.startswith(self.root_prefix):
-                if code.co_name == "<module>":
-                    rec = self._owner_record(code.co_filename)
-                    break
-                project_code = True
-            f = f.f_back
-        else:
-            if not project_code:
-                return
-            rec = self.rec
+        rec = self._owner_of(sys._getframe(depth))
+        if rec is None:
+            return
         (rec.opened if what == "open" else rec.imported).add(value)
 
     def _hook(self, event, args):
-        if self.rec is None:
+        if event not in WATCHED_EVENTS or self.rec is None:
             return
         try:
             if event == "open":
