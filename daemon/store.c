@@ -47,9 +47,19 @@
  * the database: SQLite's own default for its automatic checkpoint. */
 #define STORE_CKPT_FRAMES 1000
 
-/* Frames in the WAL from which store_wal_behind asks bulk deletes to wait
- * for the checkpointer (32 MiB of WAL). */
-#define STORE_WAL_PAUSE_FRAMES 8192
+/*
+ * The WAL starts over from its beginning only when a write transaction
+ * begins with every frame of it copied, which a checkpointer beside a
+ * busy writer never leaves: each commit adds frames while it copies.
+ * From STORE_WAL_LONG_FRAMES (32 MiB) on, bulk deletes wait for it
+ * (store_wal_behind), and a commit that finds at most STORE_WAL_TAIL_FRAMES
+ * left to copy copies them itself, so that the next transaction starts the
+ * WAL over; from STORE_WAL_MAX_FRAMES (256 MiB) on a commit copies
+ * whatever is left, slow as that is, rather than let the WAL grow on.
+ */
+#define STORE_WAL_LONG_FRAMES 8192
+#define STORE_WAL_TAIL_FRAMES 512
+#define STORE_WAL_MAX_FRAMES 65536
 
 /* Page cache, in KiB (a negative cache_size is KiB). */
 #define STORE_CACHE_KIB 8192
@@ -822,7 +832,7 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
     int frames)
 {
 	struct store_ckpt *ck = &((struct store *)arg)->ckpt;
-	int inline_copy = 1;
+	int inline_copy = frames >= STORE_CKPT_FRAMES;
 
 	if (ck->running) {
 		pthread_mutex_lock(&ck->mu);
@@ -830,16 +840,20 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
 			ck->log = ck->copied = 0;
 		ck->frames = frames;
 		if (!ck->broken) {
-			inline_copy = 0;
 			if (frames >= STORE_CKPT_FRAMES) {
 				ck->work = 1;
 				pthread_cond_signal(&ck->cv);
 			}
+			inline_copy = frames >= STORE_WAL_MAX_FRAMES ||
+			    (frames >= STORE_WAL_LONG_FRAMES &&
+			    ck->copied > 0 && ck->copied < frames &&
+			    frames - ck->copied <= STORE_WAL_TAIL_FRAMES);
 		}
 		pthread_mutex_unlock(&ck->mu);
 	}
-	/* An error here is not the commit's, which has succeeded. */
-	if (inline_copy && frames >= STORE_CKPT_FRAMES)
+	/* An error here is not the commit's, which has succeeded; one while
+	 * the thread copies (SQLITE_BUSY) leaves it to the next commit. */
+	if (inline_copy)
 		(void)sqlite3_wal_checkpoint_v2(db, name,
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return SQLITE_OK;
@@ -853,7 +867,7 @@ int store_wal_behind(struct store *s)
 	if (!ck->running)
 		return 0;
 	pthread_mutex_lock(&ck->mu);
-	behind = !ck->broken && ck->frames >= STORE_WAL_PAUSE_FRAMES &&
+	behind = !ck->broken && ck->frames >= STORE_WAL_LONG_FRAMES &&
 	    !(ck->log >= ck->frames && ck->copied == ck->log);
 	pthread_mutex_unlock(&ck->mu);
 	return behind;
