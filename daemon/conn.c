@@ -833,7 +833,8 @@ void conn_job_step(struct conn *c)
 {
 	struct store *st = c->srv->store;
 	proto_msg m = { .type = PROTO_GC | PROTO_REPLY };
-	uint64_t removed = 0;
+	uint64_t removed = 0, t0;
+	unsigned limit = server_step_rows();
 	int rc, lost;
 
 	if (c->state == CONN_DEAD || c->srv->stopping) {
@@ -855,17 +856,19 @@ void conn_job_step(struct conn *c)
 	else if ((rc = store_begin(st)) == STORE_OK) {
 		if (c->job_txn == 0)
 			c->job_txn = store_txn_serial(st);
+		t0 = server_mono_us();
 		if (c->job == CONN_JOB_GC)
-			rc = store_sweep_step(st, server_now_ms(),
-			    SERVER_STEP_ROWS, &removed);
+			rc = store_sweep_step(st, server_now_ms(), limit,
+			    &removed);
 		else
-			rc = store_invalidate_step(st, &c->filter,
-			    SERVER_STEP_ROWS, &removed);
+			rc = store_invalidate_step(st, &c->filter, limit,
+			    &removed);
+		server_step_done(removed, server_mono_us() - t0);
 	}
 	if (!lost)
 		server_schedule_commit(c->srv);
 	c->job_count += removed;
-	if (rc == STORE_OK && removed == SERVER_STEP_ROWS)
+	if (rc == STORE_OK && removed == limit)
 		return;			/* more to do on the next turn */
 	TAILQ_REMOVE(&c->srv->jobs, c, wait_entry);
 	c->listed = 0;

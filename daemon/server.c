@@ -504,6 +504,46 @@ static void server_jobs_cb(evutil_socket_t fd, short what, void *arg)
 		server_schedule_jobs(srv);
 }
 
+uint64_t server_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * The rows of one sweep, eviction or invalidation step.  A step and then
+ * its commit hold the loop, so a step takes as many rows as fit in
+ * SERVER_STEP_US of SQLite, as the steps before it measured: a row costs
+ * from a few microseconds (a small database, all in memory) to a hundred
+ * (a million entries, each of its indexes' pages read and journaled), so
+ * no one count fits every database.  One server a process.
+ */
+#define SERVER_STEP_US 1000u
+#define SERVER_STEP_MIN 8u
+static unsigned server_rows = 64;
+
+unsigned server_step_rows(void)
+{
+	return server_rows;
+}
+
+void server_step_done(uint64_t removed, uint64_t us)
+{
+	uint64_t fit;
+
+	/* A few rows say little about the next hundred. */
+	if (removed < SERVER_STEP_MIN)
+		return;
+	fit = removed * SERVER_STEP_US / (us > 0 ? us : 1);
+	/* Halfway there: one slow step (a page fault, a busy CPU) does not
+	 * swing it. */
+	fit = (server_rows + fit) / 2;
+	server_rows = fit < SERVER_STEP_MIN ? SERVER_STEP_MIN :
+	    fit > SERVER_STEP_ROWS ? SERVER_STEP_ROWS : (unsigned)fit;
+}
+
 /* The expiry sweep and LRU eviction: a bounded step a tick; if a step was
  * full, come back at once (after I/O) rather than in a second. */
 static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
@@ -515,7 +555,8 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	static unsigned waited;
 	struct server *srv = arg;
 	struct timeval tv = { SERVER_SWEEP_MS / 1000, 0 };
-	uint64_t swept = 0, evicted = 0;
+	uint64_t swept = 0, evicted = 0, t0;
+	unsigned limit = server_step_rows();
 	int rc, undone;
 
 	(void)fd;
@@ -523,10 +564,17 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	if (server_wal_wait(srv, srv->ev_sweep, &waited))
 		return;
 	undone = step_txn != 0 && store_lost_serial(srv->store) >= step_txn;
-	if ((rc = store_begin(srv->store)) == STORE_OK &&
-	    (rc = store_sweep_step(srv->store, server_now_ms(),
-	    SERVER_STEP_ROWS, &swept)) == STORE_OK)
-		rc = store_evict_step(srv->store, SERVER_STEP_ROWS, &evicted);
+	if ((rc = store_begin(srv->store)) == STORE_OK) {
+		t0 = server_mono_us();
+		rc = store_sweep_step(srv->store, server_now_ms(), limit,
+		    &swept);
+		/* One step a turn: eviction waits for a sweep that is not
+		 * full. */
+		if (rc == STORE_OK && swept < limit)
+			rc = store_evict_step(srv->store, limit - swept,
+			    &evicted);
+		server_step_done(swept + evicted, server_mono_us() - t0);
+	}
 	if (rc != STORE_OK)
 		server_store_failed(srv, rc);
 	step_txn = 0;
@@ -534,8 +582,7 @@ static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
 		step_txn = store_txn_serial(srv->store);
 		server_schedule_commit(srv);
 	}
-	if ((swept == SERVER_STEP_ROWS || evicted == SERVER_STEP_ROWS) &&
-	    !undone)
+	if (swept + evicted == limit && !undone)
 		tv.tv_sec = 0;
 	evtimer_add(srv->ev_sweep, &tv);
 }

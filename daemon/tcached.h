@@ -25,7 +25,9 @@ struct evconnlistener;
 						   --readonly-* list */
 #define SERVER_SWEEP_MS 1000u			/* expiry sweep period */
 #define SERVER_STEP_ROWS 256u			/* rows a sweep/invalidate step
-						   deletes: ~1-2 ms of SQLite */
+						   deletes at most; fewer when
+						   they take longer than
+						   SERVER_STEP_US (server.c) */
 #define SERVER_ACCEPT_PAUSE_MS 1000u		/* after EMFILE/ENFILE */
 #define SERVER_SHUTDOWN_MS 2000u		/* grace for in-flight replies */
 #define SERVER_REFUSALS_LOGGED 10u		/* refusal lines a second; the
@@ -140,6 +142,11 @@ int server_init(struct server *srv, const struct config *cfg);
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 uint64_t server_now_ms(void);
+uint64_t server_mono_us(void);
+/* Rows for the next sweep, eviction or invalidation step, and what the
+ * last one removed in how long (server.c). */
+unsigned server_step_rows(void);
+void server_step_done(uint64_t removed, uint64_t us);
 void server_schedule_commit(struct server *srv);
 void server_schedule_jobs(struct server *srv);
 void server_store_failed(struct server *srv, int rc);
