@@ -213,8 +213,9 @@ clang:
 BENCH_DEBS = python3-networkx python3-coverage git redis-server
 # C programs of the benchmarks, one source each in bench/, linked with
 # libtcache and what the daemon links (for in-process SQLite references).
-BENCH_PROGS = lat_echo lat_client tput hashtree
+BENCH_PROGS = lat_echo lat_client tput hashtree scale_db scale_client
 BENCH_BIN = $(BENCH_PROGS:%=$(BUILD)/bench/%)
+$(BUILD)/bench/scale_db $(BUILD)/bench/scale_client: bench/scale.h
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libtcache.a | $(STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtcache.a \
