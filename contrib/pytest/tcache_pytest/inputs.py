@@ -5,9 +5,12 @@ Everything is conservative: when in doubt, a file is an input.
 """
 
 import ast
+import json
 import os
 import platform
+import stat
 import sys
+import tempfile
 import time
 
 from . import interface as tc_interface
@@ -22,6 +25,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv",
 # Seconds within which a file's modification time is too close to a read
 # of it for its stat signature to vouch for its content.
 RACY_S = 2.0
+RACY_NS = int(RACY_S * 1e9)
 
 
 def stat_sig(path):
@@ -33,19 +37,244 @@ def stat_sig(path):
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+# --- the memo: file digests and parsed sources kept between sessions ---
+
+MEMO_VERSION = 1
+MEMO_MAX_UNSEEN = 50000     # entries kept for files no session saw lately
+MEMO_MAX_AGE_S = 30 * 86400  # a project's memo unused that long goes
+
+
+def cache_root():
+    # XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return xdg
+    return os.path.join(os.path.expanduser("~"), ".cache")
+
+
+def memo_dir():
+    """Where memos live: $TCACHE_MEMO_DIR, or the user's cache directory
+    (where the tracer's C helper is built too); None: no memo ("off")."""
+    d = os.environ.get("TCACHE_MEMO_DIR")
+    if d == "off":
+        return None
+    if d and os.path.isabs(d):
+        return d
+    return os.path.join(cache_root(), "tcache", "pytest")
+
+
+def _hex_digest(value):
+    if isinstance(value, str) and len(value) == 2 * proto.DIGEST_LEN:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
+    return None
+
+
+class Memo:
+    """File digests of one project kept between sessions, each under the
+    file's (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns), and the
+    parsed imports and interface summaries of its sources, by content.
+
+    A digest is only ever stored for a regular file whose mtime and ctime
+    were more than RACY_S older than the moment before the stat that
+    preceded its read; and one is only trusted when the file's whole
+    signature is unchanged and its mtime and ctime are more than RACY_S
+    older than the memo file's own mtime (git's racily-clean rule, twice:
+    a write in the same clock tick as our read, or as the memo's, leaves
+    the signature as it was).  A change of content moves the ctime, which
+    no one can set, so an entry can never stand for other bytes than the
+    ones read.  A memo that is damaged, of another version, of another
+    root, or not the user's own, is ignored whole; it is written to a
+    temporary file renamed over the old one, so a reader sees a whole
+    memo or the previous one."""
+
+    def __init__(self, root, path=None):
+        self.root = root
+        self.path = path            # None: kept for this session only
+        self.files = {}             # path -> (dev, ino, size, mtime_ns,
+                                    #          ctime_ns, digest)
+        self.parsed = {}            # parse key -> ImportGraph entry
+        self.parsed_used = set()    # parse keys used this session
+        self.trust_before_ns = 0    # newer mtimes or ctimes: not trusted
+        self.seen = set()           # paths looked up or stored
+        self.changed = False
+        self._loaded_parsed = frozenset()
+
+    @staticmethod
+    def path_for(root, directory=None):
+        directory = directory if directory is not None else memo_dir()
+        if directory is None:
+            return None
+        h = proto._blake(os.fsencode(root)).hexdigest()[:24]
+        return os.path.join(directory, "memo-v%d-%s.json" % (MEMO_VERSION, h))
+
+    @classmethod
+    def load(cls, root, directory=None):
+        memo = cls(root, cls.path_for(root, directory))
+        if memo.path is None:
+            return memo
+        try:
+            with open(memo.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_uid != os.getuid() or not stat.S_ISREG(st.st_mode):
+                    return memo
+                data = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return memo             # absent or damaged: start afresh
+        files, parsed = memo._check(data)
+        if files is None:
+            return memo
+        memo.files, memo.parsed = files, parsed
+        memo._loaded_parsed = frozenset(parsed)
+        memo.trust_before_ns = st.st_mtime_ns - RACY_NS
+        return memo
+
+    def _check(self, data):
+        """(files, parsed) of a loaded memo, or (None, None) when any of
+        it is not as written."""
+        if not isinstance(data, dict) or data.get("version") != MEMO_VERSION \
+                or data.get("root") != self.root:
+            return None, None
+        files, parsed = data.get("files"), data.get("parsed")
+        if not isinstance(files, dict) or not isinstance(parsed, dict):
+            return None, None
+        out = {}
+        for path, e in files.items():
+            if not (isinstance(e, list) and len(e) == 6 and
+                    all(type(v) is int and v >= 0 for v in e[:5])):
+                return None, None
+            d = _hex_digest(e[5])
+            if d is None:
+                return None, None
+            out[path] = tuple(e[:5]) + (d,)
+        return out, parsed
+
+    def lookup(self, path, st):
+        """The digest of the file that st (its os.stat, just taken)
+        describes, or None."""
+        e = self.files.get(path)
+        if e is None:
+            return None
+        self.seen.add(path)
+        if e[0] != st.st_dev or e[1] != st.st_ino or e[2] != st.st_size or \
+                e[3] != st.st_mtime_ns or e[4] != st.st_ctime_ns:
+            return None
+        if st.st_mtime_ns >= self.trust_before_ns or \
+                st.st_ctime_ns >= self.trust_before_ns:
+            return None
+        return e[5]
+
+    def store(self, path, st, digest, before_ns):
+        """Notes the digest of bytes read after st was taken; before_ns:
+        the time just before the stat."""
+        self.seen.add(path)
+        limit = before_ns - RACY_NS
+        if stat.S_ISREG(st.st_mode) and st.st_mtime_ns < limit and \
+                st.st_ctime_ns < limit:
+            e = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                 st.st_ctime_ns, digest)
+            if self.files.get(path) != e:
+                self.files[path] = e
+                self.changed = True
+        elif self.files.pop(path, None) is not None:
+            self.changed = True
+
+    def save(self):
+        """Writes the memo if this session added to it; never raises for
+        a file system problem (a memo is only a cache)."""
+        if self.path is None or not (self.changed or
+                                     self.parsed_used - self._loaded_parsed):
+            return False
+        files = {p: e for p, e in self.files.items() if p in self.seen}
+        for p, e in self.files.items():
+            if len(files) >= len(self.seen) + MEMO_MAX_UNSEEN:
+                break
+            files.setdefault(p, e)
+        digests = {e[5].hex() for e in files.values()}
+        parsed = {k: v for k, v in self.parsed.items()
+                  if k in self.parsed_used or k[:2 * proto.DIGEST_LEN]
+                  in digests}
+        data = {"version": MEMO_VERSION, "root": self.root,
+                "files": {p: list(e[:5]) + [e[5].hex()]
+                          for p, e in files.items()},
+                "parsed": parsed}
+        d = os.path.dirname(self.path)
+        tmp = None
+        try:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".memo-",
+                                       suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, separators=(",", ":"))
+            os.replace(tmp, self.path)
+            tmp = None
+        except (OSError, ValueError):
+            return False
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+        self.changed = False
+        self._loaded_parsed = frozenset(parsed)
+        _collect_old(d)
+        return True
+
+
+def _collect_old(directory):
+    """Removes the memos no session used for MEMO_MAX_AGE_S, and temporary
+    files a killed writer left over a day ago."""
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("memo-v") and name.endswith(".json"):
+            age = MEMO_MAX_AGE_S
+        elif name.startswith(".memo-") and name.endswith(".tmp"):
+            age = 86400
+        else:
+            continue
+        p = os.path.join(directory, name)
+        try:
+            if now - os.stat(p).st_mtime > age:
+                os.unlink(p)
+        except OSError:
+            pass
+
+
 class Digests:
     """File digests for a session, each with the stat signature the file
     had just before it was read (the stat comes first, so a write during
-    the read moves the signature away from the one kept)."""
+    the read moves the signature away from the one kept).  With a memo, a
+    file the memo vouches for is not read at all."""
 
-    def __init__(self, since_ns=None):
+    def __init__(self, since_ns=None, memo=None):
         self._table = {}        # path -> (stat signature, digest)
         self.since_ns = since_ns
         self.late = set()       # paths changed after since_ns
+        self.memo = memo
 
     def _read(self, path):
-        sig = stat_sig(path)
-        d = proto.file_digest(path)
+        before = time.time_ns()
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        memo = self.memo
+        if st is None:
+            sig, d = None, proto.file_digest(path)
+        else:
+            sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+            d = memo.lookup(path, st) if memo is not None else None
+            if d is None:
+                d = proto.file_digest(path)
+                if memo is not None:
+                    memo.store(path, st, d, before)
         self._table[path] = (sig, d)
         # A module imported before its first read here ran the code it had
         # then: a change since the session began means its digest may not
@@ -136,13 +365,15 @@ class ImportGraph:
     one imports, resolved through the sys.path entries that lie under root.
     Parsing is cached by file digest in `cache` (a dict, may persist)."""
 
-    def __init__(self, root, digests, cache=None):
+    def __init__(self, root, digests, cache=None, used=None):
         self.root = root
         self.digests = digests
         self.cache = cache if cache is not None else {}
+        self.used = used if used is not None else set()   # keys used
         self.modules = {}          # module name -> file
         self.names = {}            # file -> one of its module names
-        self._closure = {}
+        self._closure = {}         # file -> its closure
+        self._whole = {}           # file -> the whole files of its closure
         self._edges = {}
         self._extra = {}           # file -> files its import reached
         self._full = {}            # file -> files its import read or ran
@@ -195,28 +426,40 @@ class ImportGraph:
         self._full.setdefault(path, set()).update(full)
         self._edges.pop(path, None)
         self._closure.clear()
+        self._whole.clear()
 
     def _parse(self, path):
         """(imported module names, Summary) of a Python file, cached by its
-        digest."""
+        digest and the module name it has (relative imports resolve
+        against its package: the same bytes in two packages import
+        different modules)."""
         digest = self.digests.digest(path)
-        entry = self.cache.get(digest.hex())
-        if not isinstance(entry, dict):
-            modname, is_pkg = self._module_of(path)
+        modname, is_pkg = self._module_of(path)
+        key = "%s %s%s" % (digest.hex(), modname, "/" if is_pkg else "")
+        entry = self.cache.get(key)
+        if not _valid_parse(entry):
             try:
                 with open(path, "rb") as f:
                     data = f.read()
             except OSError:
                 data = b""
-            try:
-                tree = ast.parse(data, path)
-                names = sorted(_imports_of(tree, modname, is_pkg))
-            except (SyntaxError, ValueError):
-                names = []
-            summary = tc_interface.summarize_source(data, path)
-            entry = self.cache[digest.hex()] = {
-                "imports": names, "summary": summary.to_json()}
+            if proto.file_digest_bytes(data) != digest:
+                # Not the bytes the digest is of: parse them, keep nothing.
+                return self._parse_bytes(data, path, modname, is_pkg)
+            entry = self.cache[key] = self._parse_bytes(data, path, modname,
+                                                        is_pkg)
+        self.used.add(key)
         return entry
+
+    @staticmethod
+    def _parse_bytes(data, path, modname, is_pkg):
+        try:
+            tree = ast.parse(data, path)
+            names = sorted(_imports_of(tree, modname, is_pkg))
+        except (SyntaxError, ValueError):
+            names = []
+        summary = tc_interface.summarize_source(data, path)
+        return {"imports": names, "summary": summary.to_json()}
 
     def summary(self, path):
         """The interface.Summary of a Python file as digest() read it."""
@@ -245,34 +488,103 @@ class ImportGraph:
         of the closure was imported count whole; with precise false, so
         does everything."""
         members = set()
+        whole = set(full_roots)
         for r in roots:
             members |= self.closure(r)
+            whole |= self._whole[r]
         if not precise:
             return frozenset(members), frozenset()
-        full = set(full_roots)
-        for m in members:
-            if not m.endswith(".py"):
-                full.add(m)
-            extra = self._full.get(m)
-            if extra:
-                full |= extra
-        return frozenset(full), frozenset(members - full)
+        return frozenset(whole), frozenset(members - whole)
 
     def closure(self, path):
         """path and every project file it imports, transitively."""
-        if path in self._closure:
-            return self._closure[path]
-        seen = {path}
-        todo = [path]
-        while todo:
-            p = todo.pop()
-            for q in self.edges(p):
-                if q not in seen:
-                    seen.add(q)
-                    todo.append(q)
-        result = frozenset(seen)
-        self._closure[path] = result
-        return result
+        c = self._closure.get(path)
+        if c is None:
+            self._solve(path)
+            c = self._closure[path]
+        return c
+
+    def _solve(self, start):
+        """Fills _closure and _whole for start and every file it reaches,
+        a strongly connected component (files that import each other) at a
+        time, each from the components it imports (Tarjan's algorithm,
+        which closes a component after every one it reaches): the tests of
+        a suite share most of their closures, and a walk of each one's
+        would cost as much as all of them together.  _whole[p]: the files
+        of p's closure that count whole (see inputs)."""
+        closure, whole_of = self._closure, self._whole
+        index = {start: 0}
+        low = {start: 0}
+        stack = [start]
+        on_stack = {start}
+        work = [(start, iter(self.edges(start)))]
+        while work:
+            node, it = work[-1]
+            for q in it:
+                if q in closure:
+                    continue            # solved: joined when node's closes
+                if q not in index:
+                    index[q] = low[q] = len(index)
+                    stack.append(q)
+                    on_stack.add(q)
+                    work.append((q, iter(self.edges(q))))
+                    break
+                if q in on_stack and index[q] < low[node]:
+                    low[node] = index[q]
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    if low[node] < low[parent]:
+                        low[parent] = low[node]
+                if low[node] != index[node]:
+                    continue
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == node:
+                        break
+                inside = set(comp)
+                members = set(comp)
+                whole = set()
+                for w in comp:
+                    if not w.endswith(".py"):
+                        whole.add(w)
+                    extra = self._full.get(w)
+                    if extra:
+                        whole |= extra
+                    for q in self.edges(w):
+                        if q not in inside:
+                            # Reached from this component and not in it:
+                            # closed before it.
+                            members |= closure[q]
+                            whole |= whole_of[q]
+                members = frozenset(members)
+                whole = frozenset(whole)
+                for w in comp:
+                    closure[w] = members
+                    whole_of[w] = whole
+
+
+def _valid_parse(entry):
+    """Whether a parse entry (from a memo, maybe damaged) is as written."""
+    if not isinstance(entry, dict):
+        return False
+    names, summary = entry.get("imports"), entry.get("summary")
+    if not isinstance(names, list) or \
+            not all(isinstance(n, str) for n in names):
+        return False
+    if not (isinstance(summary, list) and len(summary) == 2 and
+            _hex_digest(summary[0]) is not None and
+            isinstance(summary[1], list)):
+        return False
+    for r in summary[1]:
+        if not (isinstance(r, (list, tuple)) and len(r) == 2 and
+                all(type(v) is int for v in r)):
+            return False
+    return True
 
 
 def conftests_above(root, path):

@@ -178,7 +178,8 @@ class TcacheSession:
         self.client = proto.Client(config.getoption("tcache_socket"),
                                    timeout=timeout)
         self.worker = hasattr(config, "workerinput")
-        self.digests = tc_inputs.Digests(_SESSION_NS)
+        self.memo = tc_inputs.Memo.load(self.root)
+        self.digests = tc_inputs.Digests(_SESSION_NS, self.memo)
         self.collected = {}         # module file -> Record of what its
                                     # top level touched at import
         self.collect_global = None  # Record of what ran outside them
@@ -195,6 +196,9 @@ class TcacheSession:
         self.saved_s = 0.0
         self.names = {}             # path -> its input name (bytes)
         self.static_blobs = {}      # static inputs -> (encoded, count)
+        self.encoded_whole = {}     # path -> _declared's entry, whole
+        self.encoded_iface = {}     # path -> its entry as an interface
+        self.found_digests = {}     # input name -> digest, for _verify
         self.recorder = None
         self.record_timeout = max(timeout * 6, RECORD_TIMEOUT_MIN)
         self.tracker = Tracker.get()
@@ -260,11 +264,11 @@ class TcacheSession:
                     rec.merge(prev)
                 self.collected[owner] = rec
 
-    def _split(self, rec):
+    def _split(self, rec, real=None):
         """(modules imported, files read or run) of a Record, as project
-        files."""
-        return (self._project_files((), rec.imported),
-                self._project_files(rec.opened, ()) |
+        files.  real: a dict of the real paths already resolved."""
+        return (self._project_files((), rec.imported, real),
+                self._project_files(rec.opened, (), real) |
                 self._body_files(rec.codes))
 
     def _body_files(self, codes):
@@ -291,20 +295,39 @@ class TcacheSession:
             return None
         return f
 
-    def _project_files(self, opened, imported):
+    def _project_files(self, opened, imported, real=None):
+        """The files of the project among paths opened and modules
+        imported.  real: a dict of paths already judged, path -> its real
+        path if it is a project file, else None (only while nothing runs
+        between two calls that could make or remove a file: collection)."""
         files = set()
+        if real is None:
+            real = {}
         for p in opened:
-            p = os.path.realpath(p)
-            if tc_inputs.inside(self.root, p) and os.path.isfile(p) and \
-                    "__pycache__" not in p and ".pytest_cache" not in p:
-                files.add(p)
+            r = real.get(p, False)
+            if r is False:
+                r = os.path.realpath(p)
+                if not (tc_inputs.inside(self.root, r) and
+                        os.path.isfile(r) and "__pycache__" not in r and
+                        ".pytest_cache" not in r):
+                    r = None
+                real[p] = r
+            if r is not None:
+                files.add(r)
         for name in imported:
             mod = sys.modules.get(name)
             f = getattr(mod, "__file__", None)
             if f:
-                f = os.path.realpath(f)
-                if tc_inputs.inside(self.root, f) and os.path.isfile(f):
-                    files.add(f)
+                # Judged otherwise than an opened path: keyed apart.
+                r = real.get((f,), False)
+                if r is False:
+                    r = os.path.realpath(f)
+                    if not (tc_inputs.inside(self.root, r) and
+                            os.path.isfile(r)):
+                        r = None
+                    real[(f,)] = r
+                if r is not None:
+                    files.add(r)
         return files
 
     def _project_plugins(self):
@@ -330,26 +353,25 @@ class TcacheSession:
                                    own + list(common[1]), self.precise)
         return StaticInputs(full, iface)
 
-    def _common_inputs(self, graph):
+    def _common_inputs(self, graph, real=None):
         """(roots, whole files) of every test: the config file, project
         plugins, and what ran or was read at collection outside any
         module's top level."""
         full = set(self._project_plugins())
         if self.config.inipath:
             full.add(os.path.realpath(str(self.config.inipath)))
-        imported, touched = self._split(self.collect_global)
+        imported, touched = self._split(self.collect_global, real)
         full |= touched
         return frozenset(full | imported), frozenset(full)
 
     def _compute_keys(self, items):
         self._collection_done()
-        cache = self.config.cache.get("tcache/imports", {}) \
-            if getattr(self.config, "cache", None) else {}
-        graph = self.graph = tc_inputs.ImportGraph(self.root, self.digests,
-                                                   cache)
+        graph = self.graph = tc_inputs.ImportGraph(
+            self.root, self.digests, self.memo.parsed, self.memo.parsed_used)
+        real = {}
         for owner, rec in self.collected.items():
-            graph.add_edges(owner, *self._split(rec))
-        common = self._common_inputs(graph)
+            graph.add_edges(owner, *self._split(rec, real))
+        common = self._common_inputs(graph, real)
         envd = proto.env_digest(tc_inputs.environment(
             self.config, self.root, self.env_names) +
             [(b"@precision", self.precision.encode())])
@@ -363,14 +385,13 @@ class TcacheSession:
             entry = by_module.get(item.path)
             if entry is None:
                 static = self._static_inputs(item, graph, common)
-                entry = by_module[item.path] = (static, proto.source_digest(
-                    self._declared(static)))
+                entry = by_module[item.path] = (
+                    static, proto.source_digest_encoded(
+                        self._declared(static)))
             static, src = entry
             key = proto.derive_key(self.project, item.nodeid.encode(), src,
                                    envd)
             self.keys[item.nodeid] = (key, static)
-        if getattr(self.config, "cache", None):
-            self.config.cache.set("tcache/imports", graph.cache)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items):
@@ -406,13 +427,17 @@ class TcacheSession:
     def _verify(self, res):
         """The files the test opened or ran last time still have their
         digests (each read once a session: many tests share them)."""
+        found = self.found_digests
         for kind, path, digest in res.inputs:
             if kind != proto.INPUT_FOUND:
                 continue
-            p = os.fsdecode(path)
-            if not os.path.isabs(p):
-                p = os.path.join(self.root, p)
-            if self.digests.digest(p) != digest:
+            d = found.get(path)
+            if d is None:
+                p = os.fsdecode(path)
+                if not os.path.isabs(p):
+                    p = os.path.join(self.root, p)
+                d = found[path] = self.digests.digest(p)
+            if d != digest:
                 return False
         return True
 
@@ -632,25 +657,41 @@ class TcacheSession:
         return name
 
     def _declared(self, static):
-        """(name, digest) of each declared file: whole or interface."""
-        for f in static.full:
-            yield self._name(f), self.digests.digest(f)
-        for f in static.iface:
-            yield self._name(f), self.graph.summary(f).digest
+        """(name, str(name) || digest, kind) of each declared file, whole
+        or interface, sorted by name: the parts of the source digest and
+        of a record's input list, each encoded once a session (the tests
+        of a suite share most of their files)."""
+        whole, iface = self.encoded_whole, self.encoded_iface
+        items = [whole[f] if f in whole else self._encode(f, False)
+                 for f in static.full]
+        items += [iface[f] if f in iface else self._encode(f, True)
+                  for f in static.iface]
+        items.sort()
+        return items
+
+    def _encode(self, path, interface):
+        name = self._name(path)
+        if interface:
+            entry = (name, proto.encode_str(name) +
+                     self.graph.summary(path).digest, proto.INPUT_INTERFACE)
+            self.encoded_iface[path] = entry
+        else:
+            entry = (name, proto.encode_str(name) +
+                     self.digests.digest(path), proto.INPUT_FILE)
+            self.encoded_whole[path] = entry
+        return entry
 
     def _static_blob(self, static):
         """The encoded declared files and variables of a set of static
         inputs: computed once, shared by every test of a module."""
         entry = self.static_blobs.get(static)
         if entry is None:
-            files = sorted(
-                [(proto.INPUT_FILE, self._name(f), self.digests.digest(f))
-                 for f in static.full] +
-                [(proto.INPUT_INTERFACE, self._name(f),
-                  self.graph.summary(f).digest) for f in static.iface],
-                key=lambda i: i[1]) + self.env_inputs
-            entry = self.static_blobs[static] = (proto.encode_inputs(files),
-                                                 len(files))
+            files = self._declared(static)
+            blob = b"".join([bytes((kind,)) + enc
+                             for _, enc, kind in files]) + \
+                proto.encode_inputs(self.env_inputs)
+            entry = self.static_blobs[static] = (
+                blob, len(files) + len(self.env_inputs))
         return entry
 
     def _check_unchanged(self, files):
@@ -689,6 +730,7 @@ class TcacheSession:
                         r.lost if done else r.lost + r.queue.qsize(),
                         r.error or "tcached too slow: gave up after %ds"
                         % FINISH_WAIT)
+        self.memo.save()
         if self.worker and self.warnings:
             # xdist sends workeroutput to the controller, which prints.
             self.config.workeroutput["tcache_warnings"] = \

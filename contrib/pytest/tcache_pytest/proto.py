@@ -87,6 +87,26 @@ def source_digest(files):
                           lambda path, digest: _str(path) + digest)
 
 
+def encode_str(b):
+    """str(b) of the wire format and the digests: u32 length, bytes."""
+    return _str(b)
+
+
+def source_digest_encoded(items):
+    """source_digest of the files given as (path bytes, str(path) ||
+    digest, ...) tuples sorted by path: for a caller that encodes each file
+    once for many digests."""
+    names = [item[0] for item in items]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate input in %r" % (names,))
+    if names != sorted(names):
+        raise ValueError("inputs not sorted by path")
+    h = _blake(person=b"tcache-src-v1")
+    h.update(u32(len(items)))
+    h.update(b"".join([item[1] for item in items]))
+    return h.digest()
+
+
 def env_digest(env):
     """env: iterable of (name bytes, value bytes or None for unset)."""
     return _sorted_digest(
@@ -213,12 +233,14 @@ class Client:
         r.done()
 
     def _recv(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self.sock.recv_into(view[got:])
+            if not k:
                 raise TcacheUnavailable("tcached closed the connection")
-            buf += chunk
+            got += k
         return bytes(buf)
 
     def _call(self, mtype, fields):
@@ -260,8 +282,7 @@ class Client:
             n = r.u32()
             if n != len(chunk):
                 raise TcacheUnavailable("lookup reply of the wrong size")
-            for _ in range(n):
-                out.append(_read_result(r))
+            r.pos = _read_results(r.data, r.pos, n, out)
             r.done()
         return out
 
@@ -303,20 +324,46 @@ class Client:
         return out
 
 
-def _read_result(r):
-    res = LookupResult()
-    res.found = bool(r.u8())
-    if res.found:
-        res.outcome = r.u8()
-        res.flaky = bool(r.u8())
-        res.duration_us = r.u64()
-        res.created_ms = r.u64()
-        res.expires_ms = r.u64()
-        for _ in range(r.u32()):
-            kind = r.u8()
-            path = r.str()
-            res.inputs.append((kind, path, r.take(DIGEST_LEN)))
-    return res
+_U32 = struct.Struct(">I")
+_FOUND = struct.Struct(">BBQQQI")     # outcome, flaky, duration, created,
+                                      # expires, input count
+
+
+def _read_results(data, pos, n, out):
+    """Appends n LookupResults read from data (a LOOKUP reply) at pos;
+    returns the position after them.  Fields are unpacked in place, not
+    through a _Reader call each: a warm run reads one result per test."""
+    end = len(data)
+    u32_at, found_at = _U32.unpack_from, _FOUND.unpack_from
+    try:
+        for _ in range(n):
+            res = LookupResult()
+            flag = data[pos]
+            pos += 1
+            if flag:
+                if flag != 1:
+                    raise TcacheUnavailable("bad found flag from tcached")
+                (res.outcome, flaky, res.duration_us, res.created_ms,
+                 res.expires_ms, count) = found_at(data, pos)
+                if flaky > 1:
+                    raise TcacheUnavailable("bad flaky flag from tcached")
+                res.found, res.flaky = True, bool(flaky)
+                pos += _FOUND.size
+                inputs = res.inputs
+                for _ in range(count):
+                    kind = data[pos]
+                    (length,) = u32_at(data, pos + 1)
+                    p = pos + 5 + length
+                    if p + DIGEST_LEN > end:
+                        raise TcacheUnavailable("truncated reply from "
+                                                "tcached")
+                    inputs.append((kind, data[pos + 5:p],
+                                   data[p:p + DIGEST_LEN]))
+                    pos = p + DIGEST_LEN
+            out.append(res)
+    except (IndexError, struct.error):
+        raise TcacheUnavailable("truncated reply from tcached")
+    return pos
 
 
 def _limited(b, limit):

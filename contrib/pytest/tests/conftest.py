@@ -217,6 +217,10 @@ class Harness:
         monkeypatch.setenv("TCACHE_SOCKET", daemon.sock)
         monkeypatch.setenv("TCACHE_AUTOSTART", "0")
         monkeypatch.setenv("TC_RAN", str(self.ranlog))
+        # The plugin's memo of digests, of this test's project only (not
+        # one file per pytester directory in the user's cache).
+        self.memo_dir = tmp_path / "memo"
+        monkeypatch.setenv("TCACHE_MEMO_DIR", str(self.memo_dir))
         # Stale bytecode after an edit of the same size within the same
         # second would run the old code: no .pyc at all.
         monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
