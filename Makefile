@@ -37,7 +37,7 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/%.o)
 STAMP = $(BUILD)/.deps-ok
 
 .PHONY: all deps run check unit integration acceptance sanitize clean \
-        bench bench-bin bench-precision install valgrind clang plugin \
+        bench bench-bin bench-precision install uninstall valgrind clang plugin \
         fuzz fuzz-replay fuzz-seeds fuzz-merge
 all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
@@ -64,9 +64,11 @@ $(BUILD)/daemon/store.o: override EXTRA_CFLAGS += -I$(BUILD)
 $(BUILD)/libtcache.a: $(PROTO_OBJ) $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libtcache.so: $(PROTO_OBJ) $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libtcache.so.$(SOVERSION) $(LDFLAGS) \
-	  $(EXTRA_CFLAGS) -o $@ $^ $(call PKG,libsodium)
+# Installed as libtcache.so.$(VERSION), found at run time by its soname.
+$(BUILD)/libtcache.so: $(PROTO_OBJ) $(LIB_OBJ) client/libtcache.map
+	$(CC) -shared -Wl,-soname,libtcache.so.$(SOVERSION) \
+	  -Wl,--version-script=client/libtcache.map $(LDFLAGS) \
+	  $(EXTRA_CFLAGS) -o $@ $(PROTO_OBJ) $(LIB_OBJ) $(call PKG,libsodium)
 
 $(BUILD)/tcached: $(DAEMON_OBJ) $(PROTO_OBJ)
 	$(CC) $(LDFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(call PKG,libevent sqlite3)
@@ -124,6 +126,74 @@ check: unit integration plugin acceptance clang sanitize fuzz-replay
 
 run: all
 	exec ./$(BUILD)/tcached
+
+# --- install (README, "Install") ---
+# DESTDIR is prepended to every path written and never recorded in a file.
+# tcached goes to bin, not sbin, although its page is in section 8: each
+# user runs a daemon of their own (by hand, as a user service, or started
+# by tcache, which looks for tcached beside itself first).
+BINDIR     = $(PREFIX)/bin
+LIBDIR     = $(PREFIX)/lib
+INCLUDEDIR = $(PREFIX)/include
+DATADIR    = $(PREFIX)/share
+MANDIR     = $(DATADIR)/man
+BASHCOMPDIR = $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  = $(DATADIR)/zsh/site-functions
+USERUNITDIR = $(PREFIX)/lib/systemd/user
+# Optional parts, installed when present: man/NAME.SECTION;
+# contrib/completions/NAME.bash (as NAME) and _NAME or NAME.zsh (as _NAME);
+# contrib/systemd/*.service and *.socket (@BINDIR@ in them becomes BINDIR).
+MAN_PAGES  = $(wildcard man/*.[1-8])
+BASH_COMPS = $(wildcard contrib/completions/*.bash)
+ZSH_COMPS  = $(sort $(wildcard contrib/completions/_* contrib/completions/*.zsh))
+USER_UNITS = $(wildcard contrib/systemd/*.service contrib/systemd/*.socket)
+SONAME     = libtcache.so.$(SOVERSION)
+# Every file install writes, relative to DESTDIR: uninstall removes these.
+INSTALLED  = $(BINDIR)/tcached $(BINDIR)/tcache $(INCLUDEDIR)/tcache.h \
+  $(LIBDIR)/libtcache.a $(LIBDIR)/libtcache.so.$(VERSION) \
+  $(LIBDIR)/$(SONAME) $(LIBDIR)/libtcache.so $(LIBDIR)/pkgconfig/tcache.pc \
+  $(foreach f,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $f))/$(notdir $f)) \
+  $(foreach f,$(BASH_COMPS),$(BASHCOMPDIR)/$(basename $(notdir $f))) \
+  $(foreach f,$(ZSH_COMPS),$(ZSHCOMPDIR)/_$(patsubst _%,%,$(basename $(notdir $f)))) \
+  $(foreach f,$(USER_UNITS),$(USERUNITDIR)/$(notdir $f))
+# Relative to ${prefix} when under it, so that the .pc can be moved.
+PC_DIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+# Each file goes to the name INSTALLED gives it, so that uninstall removes
+# exactly what install wrote.  ldconfig only for a real install as root: a
+# DESTDIR is a staging tree, not the system whose cache ldconfig writes.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(BUILD)/tcached $(BUILD)/tcache $(DESTDIR)$(BINDIR)/
+	install -m 644 client/tcache.h $(DESTDIR)$(INCLUDEDIR)/tcache.h
+	install -m 644 $(BUILD)/libtcache.a $(DESTDIR)$(LIBDIR)/libtcache.a
+	install -m 755 $(BUILD)/libtcache.so \
+	  $(DESTDIR)$(LIBDIR)/libtcache.so.$(VERSION)
+	ln -sf libtcache.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcache.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|@LIBDIR@|$(call PC_DIR,$(LIBDIR))|' \
+	  -e 's|@INCLUDEDIR@|$(call PC_DIR,$(INCLUDEDIR))|' \
+	  contrib/tcache.pc.in > $(BUILD)/tcache.pc
+	install -m 644 $(BUILD)/tcache.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tcache.pc
+	$(if $(MAN_PAGES),$(foreach f,$(MAN_PAGES),install -D -m 644 $f \
+	  $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $f))/$(notdir $f) &&) true)
+	$(if $(BASH_COMPS),$(foreach f,$(BASH_COMPS),install -D -m 644 $f \
+	  $(DESTDIR)$(BASHCOMPDIR)/$(basename $(notdir $f)) &&) true)
+	$(if $(ZSH_COMPS),$(foreach f,$(ZSH_COMPS),install -D -m 644 $f \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_$(patsubst _%,%,$(basename $(notdir $f))) &&) true)
+	$(if $(USER_UNITS),$(foreach f,$(USER_UNITS),install -d $(DESTDIR)$(USERUNITDIR) && \
+	  sed 's|@BINDIR@|$(BINDIR)|g' $f > $(BUILD)/$(notdir $f) && \
+	  install -m 644 $(BUILD)/$(notdir $f) $(DESTDIR)$(USERUNITDIR)/ &&) true)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
+	    command -v ldconfig >/dev/null; then ldconfig; fi
+
+# Directories are left: each is a shared one of the hierarchy, none ours.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
+	    command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ASan and UBSan over the unit and integration tests, in a build of its own.
 sanitize:
