@@ -10,8 +10,10 @@ PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo py
 PREFIX   ?= /usr/local
 
 # python3-dev: Python.h, for the pytest plugin's C tracer (built at run time).
+# cmake: contrib/examples/ctest, run through `tcache run` by test_examples.py.
 DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
-       libcmocka-dev python3 python3-dev python3-pytest python3-pytest-xdist
+       libcmocka-dev python3 python3-dev python3-pytest python3-pytest-xdist \
+       cmake
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla
