@@ -162,8 +162,10 @@ INSTALLED  = $(BINDIR)/tcached $(BINDIR)/tcache $(INCLUDEDIR)/tcache.h \
 PC_DIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
 # Each file goes to the name INSTALLED gives it, so that uninstall removes
-# exactly what install wrote.  ldconfig only for a real install as root: a
-# DESTDIR is a staging tree, not the system whose cache ldconfig writes.
+# exactly what install wrote.  Generated files pass through a temporary one
+# named by the shell's pid: two installs from one build do not share it.
+# ldconfig only for a real install as root: a DESTDIR is a staging tree,
+# not the system whose cache ldconfig writes.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	  $(DESTDIR)$(INCLUDEDIR)
@@ -177,8 +179,9 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  -e 's|@LIBDIR@|$(call PC_DIR,$(LIBDIR))|' \
 	  -e 's|@INCLUDEDIR@|$(call PC_DIR,$(INCLUDEDIR))|' \
-	  contrib/tcache.pc.in > $(BUILD)/tcache.pc
-	install -m 644 $(BUILD)/tcache.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tcache.pc
+	  contrib/tcache.pc.in > $(BUILD)/tcache.pc.$$$$ && \
+	install -m 644 $(BUILD)/tcache.pc.$$$$ \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/tcache.pc && rm -f $(BUILD)/tcache.pc.$$$$
 	$(if $(MAN_PAGES),$(foreach f,$(MAN_PAGES),install -D -m 644 $f \
 	  $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $f))/$(notdir $f) &&) true)
 	$(if $(BASH_COMPS),$(foreach f,$(BASH_COMPS),install -D -m 644 $f \
@@ -186,8 +189,9 @@ install: all
 	$(if $(ZSH_COMPS),$(foreach f,$(ZSH_COMPS),install -D -m 644 $f \
 	  $(DESTDIR)$(ZSHCOMPDIR)/_$(patsubst _%,%,$(basename $(notdir $f))) &&) true)
 	$(if $(USER_UNITS),$(foreach f,$(USER_UNITS),install -d $(DESTDIR)$(USERUNITDIR) && \
-	  sed 's|@BINDIR@|$(BINDIR)|g' $f > $(BUILD)/$(notdir $f) && \
-	  install -m 644 $(BUILD)/$(notdir $f) $(DESTDIR)$(USERUNITDIR)/ &&) true)
+	  sed 's|@BINDIR@|$(BINDIR)|g' $f > $(BUILD)/unit.$$$$ && \
+	  install -m 644 $(BUILD)/unit.$$$$ $(DESTDIR)$(USERUNITDIR)/$(notdir $f) && \
+	  rm -f $(BUILD)/unit.$$$$ &&) true)
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
 	    command -v ldconfig >/dev/null; then ldconfig; fi
 
