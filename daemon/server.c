@@ -393,9 +393,9 @@ static void server_read_hook(void *arg)
  * The hits that lookups counted in memory (store_touch) are written when
  * no client has spoken for SERVER_TOUCH_IDLE_MS (longer than a lookup of
  * 4,096 keys takes), SERVER_TOUCH_STEP at a time (~2 ms of SQLite each),
- * so that neither a lookup's reply nor a busy loop waits for them; the
- * next record or the sweep's tick writes what is left.  One server a
- * process: the timer is the file's.
+ * so that neither a lookup's reply nor a busy loop waits for them; each
+ * other transaction (a record's, the sweep's tick) writes as many too.
+ * One server a process: the timer is the file's.
  */
 #define SERVER_TOUCH_IDLE_MS 50
 #define SERVER_TOUCH_STEP 1024u

@@ -358,6 +358,7 @@ struct store {
 	    touched[STORE_TOUCH_MAX];
 	size_t ntouched;
 	int touched_sorted;		/* by id, as store_touch_flush left them */
+	int64_t touched_max;		/* no id above this is among them */
 	/* Lookups outside a write transaction share a read transaction until
 	 * store_end_read, which read_hook asks the caller to run. */
 	int in_read;
@@ -1169,6 +1170,9 @@ static void store_txn_lost(struct store *s)
 	s->dirty = 1;
 }
 
+/* Hits in memory (store_touch) that one store_begin writes: ~2 ms. */
+#define STORE_TOUCH_STEP 1024
+
 /* Opens the write transaction and writes at most limit of the hits
  * counted in memory. */
 static int store_begin_some(struct store *s, size_t limit)
@@ -1189,17 +1193,21 @@ static int store_begin_some(struct store *s, size_t limit)
 	s->txn_entries = s->entries;
 	memcpy(s->txn_counters, s->counters, sizeof s->counters);
 	(void)store_touch_flush(s, limit);
+	/* A hit that could not be written (a full disk) may have taken the
+	 * transaction with it: the caller gets one all the same, without
+	 * those hits, which are lost. */
+	if (!s->in_txn)
+		return store_begin_some(s, 0);
 	s->txn_changes = sqlite3_total_changes64(s->db);
 	s->txn_reset = 0;
 	return STORE_OK;
 }
 
-/* Before anything else in the transaction, so that a record that resets
- * an entry's hits comes after the hits it had (store_record checks again,
- * for hits left by store_begin_touches). */
+/* With a bounded part of the hits waiting: STORE_TOUCH_STEP take about
+ * 2 ms, a whole STORE_TOUCH_MAX the event loop could not afford at once. */
 int store_begin(struct store *s)
 {
-	return store_begin_some(s, SIZE_MAX);
+	return store_begin_some(s, STORE_TOUCH_STEP);
 }
 
 int store_begin_touches(struct store *s, unsigned limit)
@@ -1509,6 +1517,56 @@ static int store_touched_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* The first of the hits in memory with id (they are sorted), or ntouched. */
+static size_t store_touch_find(struct store *s, int64_t id)
+{
+	size_t lo = 0, hi = s->ntouched, mid;
+
+	if (s->ntouched > 1 && !s->touched_sorted)
+		qsort(s->touched, s->ntouched, sizeof s->touched[0],
+		    store_touched_cmp);
+	s->touched_sorted = 1;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (s->touched[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Forgets the hits in memory of entry id, which a record is resetting (a
+ * dead entry recorded again), or which are a removed entry's whose id a
+ * new one takes: they must not be added to it later.
+ */
+static void store_touch_drop(struct store *s, int64_t id)
+{
+	if (s->ntouched == 0 || id > s->touched_max)
+		return;
+	for (size_t i = store_touch_find(s, id);
+	    i < s->ntouched && s->touched[i].id == id; i++)
+		s->touched[i].n = 0;
+}
+
+/* Entry e as a reader must see it: with its hits still in memory. */
+static void store_touch_merge(struct store *s, tc_entry *e)
+{
+	int64_t id = (int64_t)e->id;
+
+	if (s->ntouched == 0 || id > s->touched_max)
+		return;
+	for (size_t i = store_touch_find(s, id);
+	    i < s->ntouched && s->touched[i].id == id; i++) {
+		if (s->touched[i].n == 0)
+			continue;
+		e->hits += s->touched[i].n;
+		if (s->touched[i].ms > e->last_used_ms)
+			e->last_used_ms = s->touched[i].ms;
+	}
+}
+
 /*
  * Writes at most limit of the hits counted in memory, the lowest ids
  * first: in the order of the ids they are one pass along the table and
@@ -1527,32 +1585,40 @@ static int store_touch_flush(struct store *s, size_t limit)
 	if (n > 1 && !s->touched_sorted)
 		qsort(t, n, sizeof *t, store_touched_cmp);
 	s->touched_sorted = 1;
-	for (i = 0; i < n && i < limit && rc == STORE_OK; i = j) {
+	for (i = 0; i < n && i < limit && rc == STORE_OK && s->in_txn; i = j) {
 		hits = ms = 0;
 		for (j = i; j < n && t[j].id == t[i].id; j++) {
 			hits += t[j].n;
-			ms = t[j].ms > ms ? t[j].ms : ms;
+			ms = t[j].n > 0 && t[j].ms > ms ? t[j].ms : ms;
 		}
-		rc = store_hit_write(s, t[i].id, ms, hits);
+		if (hits > 0)		/* 0: dropped (store_touch_drop) */
+			rc = store_hit_write(s, t[i].id, ms, hits);
 	}
 	/* Written or not (a failure other than damage loses them, as the
-	 * transaction's rollback would), they leave the list. */
+	 * transaction's rollback would), they leave the list; after one that
+	 * took the transaction with it (a full disk) all of them do, or each
+	 * later transaction would begin by failing the same way. */
+	if (!s->in_txn)
+		i = n;
 	memmove(t, t + i, (n - i) * sizeof *t);
 	s->ntouched = n - i;
+	if (s->ntouched == 0)
+		s->touched_max = 0;
 	return rc;
 }
 
 /*
  * A hit's count and last use ride on the open transaction.  Without one
  * they wait in memory, to be written when the daemon is idle
- * (store_begin_touches), by the next transaction (a record's, the
- * sweep's within SERVER_SWEEP_MS, or one the caller opens when
- * store_touches nears STORE_TOUCH_MAX), all together in the order of
- * their ids (store_touch_flush): a transaction of its own would put a
- * WAL write and its locks in every lookup's round trip, and written in
+ * (store_begin_touches), or STORE_TOUCH_STEP at a time by the next
+ * transactions (a record's, the sweep's within SERVER_SWEEP_MS, one the
+ * caller opens when store_touches nears STORE_TOUCH_MAX), in the order
+ * of their ids (store_touch_flush): a transaction of their own would put
+ * a WAL write and its locks in every lookup's round trip, and written in
  * the lookup's own reply they would double what it costs.  A crash loses
- * at most those counts, which decide no answer.  Repeated hits of one
- * entry in a row take one slot.
+ * at most those counts, which decide no answer; readers see them
+ * (store_touch_merge), a record that resets them drops them
+ * (store_touch_drop).  Repeated hits of one entry in a row take one slot.
  */
 static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
 {
@@ -1567,6 +1633,8 @@ static int store_touch(struct store *s, int64_t id, uint64_t now_ms)
 		s->touched[s->ntouched].n = 1;
 		s->ntouched++;
 		s->touched_sorted = s->ntouched == 1;
+		if (id > s->touched_max)
+			s->touched_max = id;
 	}
 	return STORE_OK;
 }
@@ -2123,7 +2191,7 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 {
 	sqlite3_stmt *del = s->st[S_DEL_INPUTS];
 	int64_t id, setid;
-	int rc, live, mark, conflict, same;
+	int rc, live, mark, conflict, same, fresh;
 
 	*flaky = 0;
 	if (!s->in_txn) {
@@ -2136,12 +2204,12 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		    (unsigned)rec->ninputs);
 		return STORE_EFAIL;
 	}
-	/* Hits left by store_begin_touches come before a record resets them. */
-	if (s->ntouched > 0)
-		(void)store_touch_flush(s, SIZE_MAX);
 	if ((rc = store_find(s, rec, now_ms, &id, &live, &mark, &conflict)) !=
 	    STORE_OK)
 		return rc;
+	/* A dead entry recorded again starts from no hits. */
+	if (id != 0 && !live)
+		store_touch_drop(s, id);
 	if (conflict) {
 		if ((rc = store_same_found(s, id, rec, &same)) != STORE_OK)
 			return rc;
@@ -2164,9 +2232,12 @@ int store_record(struct store *s, const tc_record *rec, uint64_t now_ms,
 		if ((rc = store_run(s, S_DEL_INPUTS)) != STORE_OK)
 			return rc;
 	}
+	fresh = id == 0;
 	if ((rc = store_put_entry(s, rec, now_ms, &id, live, mark, setid)) !=
 	    STORE_OK || (rc = store_add_inputs(s, id, rec)) != STORE_OK)
 		return rc;
+	if (fresh)
+		store_touch_drop(s, id);	/* a removed entry's, of that id */
 	s->counters[C_RECORDS]++;
 	s->dirty = 1;
 	*flaky = conflict;
@@ -2371,6 +2442,8 @@ int store_evict_step(struct store *s, unsigned limit, uint64_t *removed)
 		return STORE_EFAIL;
 	}
 	(void)store_touch_flush(s, SIZE_MAX);	/* recent use counts */
+	if (!s->in_txn)		/* lost to a hit that could not be written */
+		return STORE_EFAIL;
 	excess = s->entries - s->max_entries;
 	if ((rc = store_bind_limit(s, S_EVICT, 1, excess < limit ? excess :
 	    limit)) != STORE_OK)
@@ -2429,6 +2502,7 @@ int store_list(struct store *s, const char *test_glob, const char *path,
 			rc = SQLITE_NOMEM;
 			break;
 		}
+		store_touch_merge(s, &e[len]);
 		len++;
 	}
 	if (len < limit && rc != SQLITE_DONE) {
@@ -2471,6 +2545,7 @@ int store_explain(struct store *s, const char *project, const char *test,
 		rc = SQLITE_NOMEM;
 		goto fail;
 	}
+	store_touch_merge(s, entry);
 	store_done(st);
 	if ((rc = store_inputs(s, (int64_t)entry->id, -1, inputs, ninputs)) !=
 	    STORE_OK) {

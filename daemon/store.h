@@ -55,12 +55,14 @@ const char *store_error(const struct store *s);
  * Any open transaction is lost. */
 int store_recover(struct store *s, char *err, size_t errlen);
 
-/* Write transactions (group commit).  store_begin first applies the hits
- * counted since the last transaction (store_touches of them, at most
- * STORE_TOUCH_MAX: a caller opens one before a lookup could pass that). */
+/* Write transactions (group commit).  store_begin first writes up to
+ * 1,024 of the hits that lookups counted in memory since (store_touches of
+ * them, at most STORE_TOUCH_MAX: a caller opens one before a lookup could
+ * pass that); the rest wait for later ones, and LIST and EXPLAIN show them
+ * meanwhile. */
 #define STORE_TOUCH_MAX 32768u
 int store_begin(struct store *s);
-/* The same, writing at most limit of those hits (the rest wait). */
+/* The same, writing at most limit of those hits. */
 int store_begin_touches(struct store *s, unsigned limit);
 size_t store_touches(const struct store *s);
 /*

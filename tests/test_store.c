@@ -362,13 +362,15 @@ static void test_hit_bumps_entry(void **state)
 
 	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
 	/* Without a transaction the hits wait for the next one (the same
-	 * entry's twice in one slot); within one they are written at once. */
+	 * entry's twice in one slot), and a reader sees them meanwhile;
+	 * within one they are written at once. */
 	assert_int_equal(live(f->s, 1, T0 + 1), 1);
 	assert_int_equal(live(f->s, 1, T0 + 2), 1);
 	assert_int_equal(store_touches(f->s), 1);
 	assert_int_equal(store_explain(f->s, "proj", "t1", &found, &e, &in,
 	    &nin), STORE_OK);
-	assert_int_equal(e.hits, 0);
+	assert_int_equal(e.hits, 2);
+	assert_int_equal(e.last_used_ms, T0 + 2);
 	proto_entry_clear(&e);
 	proto_inputs_free(in, nin);
 	assert_int_equal(store_begin(f->s), STORE_OK);
@@ -383,6 +385,39 @@ static void test_hit_bumps_entry(void **state)
 	proto_entry_clear(&e);
 	proto_inputs_free(in, nin);
 	assert_int_equal(stat_of(f->s, "hits"), 3);
+}
+
+/* A record that brings a dead entry back starts it from no hits, though
+ * a hit of its past life still waits in memory. */
+static void test_hits_reset_by_record(void **state)
+{
+	struct fx *f = *state;
+	tc_record r = { .project = "proj", .test = "t1", .root = "/p",
+	    .outcome = TC_PASS };
+	tc_entry e;
+	tc_input *in;
+	size_t nin;
+	int found, flaky;
+
+	put(f->s, 1, "t1", TC_PASS, T0, NULL, 0);
+	assert_int_equal(live(f->s, 1, T0 + 1), 1);
+	assert_int_equal(store_touches(f->s), 1);
+	assert_int_equal(store_begin_touches(f->s, 0), STORE_OK);
+	assert_int_equal(store_touches(f->s), 1);
+	key_of(r.key, 1);
+	assert_int_equal(store_record(f->s, &r, T0 + TTL + 1, &flaky),
+	    STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_touches(f->s), 0);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(store_explain(f->s, "proj", "t1", &found, &e, &in,
+	    &nin), STORE_OK);
+	assert_int_equal(found, 1);
+	assert_int_equal(e.hits, 0);
+	assert_int_equal(e.last_used_ms, T0 + TTL + 1);
+	proto_entry_clear(&e);
+	proto_inputs_free(in, nin);
 }
 
 static void test_fail_is_not_a_hit(void **state)
@@ -1799,6 +1834,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 		T(test_record_lookup_hit),
 		T(test_hit_bumps_entry),
+		T(test_hits_reset_by_record),
 		T(test_fail_is_not_a_hit),
 		T(test_expiry),
 		T(test_flaky),
