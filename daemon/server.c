@@ -464,12 +464,13 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * While the checkpointer is behind a long WAL (store_wal_behind), bulk
  * deletes wait SERVER_WAL_WAIT_MS at a time, the loop answering clients
- * meanwhile, at most SERVER_WAL_WAITS times in a row: a reader of another
- * process could hold the checkpoint back for as long as it likes, and the
- * work must go on then, if slowly.
+ * meanwhile, at most SERVER_WAL_WAITS times in a row (half a second: a
+ * checkpoint of a big file on a busy machine can take that long): a reader
+ * of another process could hold the checkpoint back for as long as it
+ * likes, and the work must go on then, if slowly.
  */
 #define SERVER_WAL_WAIT_MS 2
-#define SERVER_WAL_WAITS 50
+#define SERVER_WAL_WAITS 250
 
 static int server_wal_wait(struct server *srv, struct event *ev,
     unsigned *waited)

@@ -50,16 +50,21 @@
 /*
  * The WAL starts over from its beginning only when a write transaction
  * begins with every frame of it copied, which a checkpointer beside a
- * busy writer never leaves: each commit adds frames while it copies.
- * From STORE_WAL_LONG_FRAMES (32 MiB) on, bulk deletes wait for it
- * (store_wal_behind), and a commit that finds at most STORE_WAL_TAIL_FRAMES
- * left to copy copies them itself, so that the next transaction starts the
- * WAL over; from STORE_WAL_MAX_FRAMES (256 MiB) on a commit copies
- * whatever is left, slow as that is, rather than let the WAL grow on.
+ * busy writer never leaves: each commit adds frames while it copies.  A
+ * WAL that only grows would fill a disk that the database itself could
+ * not, and once full it could not be copied into a file that cannot grow.
+ * From STORE_WAL_LONG_FRAMES (16 MiB) on, bulk deletes wait for the
+ * checkpointer (store_wal_behind).  Records do not wait: from
+ * STORE_WAL_TAIL_FROM (8 MiB) on, a commit of records copies what the
+ * thread has left itself (the frames since its last batch began), so that
+ * the next transaction starts the WAL over; so does any commit from
+ * STORE_WAL_MAX_FRAMES (64 MiB) on.  That holds the loop for a sync of
+ * the file (1-50 ms), once in 8 MiB of records, where SQLite's own
+ * checkpoint copied everything every 4 MiB.
  */
-#define STORE_WAL_LONG_FRAMES 8192
-#define STORE_WAL_TAIL_FRAMES 512
-#define STORE_WAL_MAX_FRAMES 65536
+#define STORE_WAL_LONG_FRAMES 4096
+#define STORE_WAL_TAIL_FROM 2048
+#define STORE_WAL_MAX_FRAMES 16384
 
 /* Page cache, in KiB (a negative cache_size is KiB). */
 #define STORE_CACHE_KIB 8192
@@ -326,6 +331,7 @@ struct store_ckpt {
 	int running;			/* the thread runs: ends with store_detach */
 	int stop;
 	int work;			/* a commit left STORE_CKPT_FRAMES or more */
+	int busy;			/* copying now */
 	int broken;			/* it stopped on an error: the loop copies */
 	int frames;			/* in the WAL at the last commit */
 	int log, copied;		/* the last checkpoint's: frames in the
@@ -377,6 +383,7 @@ struct store {
 	const tc_input **sorted;
 	size_t sorted_cap;
 	struct store_ckpt ckpt;
+	uint64_t bulk_txn;		/* the last transaction that deleted */
 	char msg[STORE_MSG_LEN];
 };
 
@@ -511,6 +518,7 @@ static int store_delete(struct store *s, enum store_stmt id,
 	if ((rc = store_run(s, id)) != STORE_OK)
 		return rc;
 	*removed = (uint64_t)sqlite3_changes(s->db);
+	s->bulk_txn = s->txn_serial;
 	if (*removed > s->entries)
 		s->entries = 0;
 	else
@@ -739,6 +747,7 @@ static void *store_ckpt_run(void *arg)
 		if (ck->stop)
 			break;
 		ck->work = 0;
+		ck->busy = 1;
 		pthread_mutex_unlock(&ck->mu);
 		if (again)
 			nanosleep(&nap, NULL);
@@ -746,6 +755,7 @@ static void *store_ckpt_run(void *arg)
 		rc = sqlite3_wal_checkpoint_v2(ck->db, NULL,
 		    SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
 		pthread_mutex_lock(&ck->mu);
+		ck->busy = 0;
 		/* Frames a reader still needs stay: again, after a nap, as
 		 * long as that copies more. */
 		again = rc == SQLITE_OK && copied < log && copied > ck->copied;
@@ -832,8 +842,11 @@ static void store_ckpt_stop(struct store *s)
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
     int frames)
 {
-	struct store_ckpt *ck = &((struct store *)arg)->ckpt;
+	struct store *s = arg;
+	struct store_ckpt *ck = &s->ckpt;
 	int inline_copy = frames >= STORE_CKPT_FRAMES;
+	/* A bulk delete waits for the thread instead (store_wal_behind). */
+	int bulk = s->bulk_txn == s->txn_serial;
 
 	if (ck->running) {
 		pthread_mutex_lock(&ck->mu);
@@ -841,14 +854,22 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name,
 			ck->log = ck->copied = 0;
 		ck->frames = frames;
 		if (!ck->broken) {
-			if (frames >= STORE_CKPT_FRAMES) {
+			/* What is left after the thread, while it rests:
+			 * the tail of records, or a WAL grown too long. */
+			inline_copy = !ck->busy && ck->copied < frames &&
+			    (frames >= STORE_WAL_MAX_FRAMES ||
+			    (!bulk && frames >= STORE_WAL_TAIL_FROM));
+			/* Frames go to it in batches (each checkpoint
+			 * syncs the file twice, whatever it copies), and
+			 * all of a long WAL of bulk deletes, which wait for
+			 * it to start over. */
+			if (!inline_copy && (frames - ck->log >=
+			    STORE_CKPT_FRAMES || (bulk &&
+			    frames >= STORE_WAL_LONG_FRAMES &&
+			    ck->copied < frames))) {
 				ck->work = 1;
 				pthread_cond_signal(&ck->cv);
 			}
-			inline_copy = frames >= STORE_WAL_MAX_FRAMES ||
-			    (frames >= STORE_WAL_LONG_FRAMES &&
-			    ck->copied > 0 && ck->copied < frames &&
-			    frames - ck->copied <= STORE_WAL_TAIL_FRAMES);
 		}
 		pthread_mutex_unlock(&ck->mu);
 	}
