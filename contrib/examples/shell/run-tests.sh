@@ -1,0 +1,23 @@
+#!/bin/sh
+# Runs each tests/NAME.sh through `tcache run`: a test whose inputs have not
+# changed since it last passed is skipped.  Exits 1 when any test failed.
+#
+# A test's inputs: the script itself and every path it names in a line
+# `# tcache-dep: PATH` (a file, or a directory for everything below it;
+# relative to this directory, no spaces).  A path it uses but does not name
+# is a stale pass waiting to happen: when in doubt, name the directory.
+set -eu
+cd "$(dirname "$0")"
+failed=
+for t in tests/*.sh; do
+	name=$(basename "$t" .sh)
+	set -- --test "sh:$name" --dep "$t"
+	for d in $(sed -n 's/^# tcache-dep: *//p' "$t"); do
+		set -- "$@" --dep "$d"
+	done
+	tcache run "$@" -- "./$t" || failed="$failed $name"
+done
+if [ -n "$failed" ]; then
+	echo "failed:$failed" >&2
+	exit 1
+fi
