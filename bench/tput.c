@@ -13,10 +13,14 @@
  * name=value: rate (keys or records a second through tcached), ref (the
  * same by the reference, for the cmp- commands, which take turns with it
  * in slices so that both see the same machine at the same moments),
- * hit_write_us (what writing the hits tcached counted cost it, per key,
- * timed apart: it does that after the replies); and fails (exit 1) when
- * an answer is wrong: a hit not found, a miss found, a record not stored.
- * Lookups go in passes, each key of N once, as a test run does.
+ * hit_write_us (the CPU time tcached spent after a pass of lookups once
+ * idle, writing the hit counts it had kept in memory and checkpointing
+ * them, per key), daemon_us (its CPU time during the passes, per key),
+ * after_us (its CPU time after a slice of records, its checkpointer's, per
+ * record); and fails (exit 1) when an answer is wrong: a hit not found, a
+ * miss found, a record not stored.  Lookups go in passes, each key of N
+ * once, as a test run does, and tcached is let finish (quiesce) between
+ * them and before each turn of the reference.
 
  * The records look like the pytest plugin's (contrib/pytest/tcache_pytest):
  * a test id "tests/test_mNN.py::test_case_NNNN[pN]" of one of 20 modules of
@@ -278,26 +282,6 @@ static void check(const tc_result *res, size_t batch, int hit, const char *who)
 			    hit ? "a hit with its input" : "a miss");
 }
 
-/*
- * tcached writes the hit counts and last use of entries after the replies,
- * when idle (or at the latest with the next transaction).  A LIST makes it
- * write all it holds at once, before answering: the time that takes is
- * the deferred cost of the hits since the last one.
- */
-static double write_hits(tc_client *c)
-{
-	tc_entry *e = NULL;
-	size_t ne = 0;
-	uint64_t next;
-	double t = now_s();
-	tc_status st;
-
-	if ((st = tc_list(c, NULL, NULL, 0, 1, &e, &ne, &next)) != TC_OK)
-		die("list: %s: %s", tc_status_name(st), tc_client_error(c));
-	tc_entries_free(e, ne);
-	return now_s() - t;
-}
-
 /* The pid of the daemon behind c. */
 static long daemon_pid(tc_client *c)
 {
@@ -346,7 +330,13 @@ static long long cpu_ns(long pid)
  * meanwhile, which the caller reports (they are tcached's work, done off
  * the replies' path).
  */
-static double quiesce(long pid)
+/* Quiet long enough for tcached to have begun what it does when idle
+ * (SERVER_TOUCH_IDLE_MS, 50 ms, before it writes hit counts), or only for
+ * its checkpointer to have finished. */
+#define QUIET_IDLE_MS 120
+#define QUIET_MS 20
+
+static double quiesce(long pid, int quiet_ms)
 {
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
 	long long first = cpu_ns(pid), prev = first, now;
@@ -354,7 +344,7 @@ static double quiesce(long pid)
 
 	if (first < 0)
 		return 0;
-	while (still < 2) {
+	while (still < quiet_ms / 5) {
 		nanosleep(&ts, NULL);
 		if ((now = cpu_ns(pid)) < 0)
 			break;
@@ -429,19 +419,21 @@ static int cmd_lookup(const char *sock, uint64_t n, size_t batch, int hit,
 	struct looker l, warm;
 	uint64_t done = 0, ignored = 0, passes = 0;
 	double t0, spent = 0, written = 0;
+	long pid;
 
 	looker_init(&l, sock, batch);
+	pid = daemon_pid(l.c);
 	/* An untimed pass first, as the reference makes one: both read a
 	 * warm cache. */
 	looker_init(&warm, sock, 1000);
 	(void)looker_pass(&warm, hit, n, 0, &ignored);
 	looker_free(&warm);
-	(void)write_hits(l.c);
+	(void)quiesce(pid, QUIET_IDLE_MS);
 	t0 = now_s();
 	do {
 		spent += looker_pass(&l, hit, n, t0 + secs, &done);
 		passes++;
-		written += write_hits(l.c);
+		written += quiesce(pid, hit ? QUIET_IDLE_MS : QUIET_MS);
 	} while (now_s() - t0 < secs);
 	report("rate", done, spent);
 	if (hit)
@@ -556,7 +548,7 @@ static int cmd_record(const char *sock, const char *db, unsigned clients,
 			end = l[i].end > end ? l[i].end : end;
 		spent += end - start;
 		if (ref != NULL) {
-			after += quiesce(pid);
+			after += quiesce(pid, QUIET_MS);
 			stop = now_s() + SLICE_S;
 			do {
 				ref_spent += ref_record_batch(ref, ref_seed,
@@ -751,7 +743,8 @@ static double ref_lookup_pass(struct ref_lookup *x, int hit, uint64_t n,
  * 1,000-key batches through tcached and by the reference on its file,
  * pass for pass in turn (each pass every key once), so that both see the
  * same machine at the same moments; the hits tcached counted are written
- * between passes, and timed apart.
+ * between passes (it does that once idle), and their CPU time is counted
+ * apart.
  */
 static int cmd_cmp_lookup(const char *sock, const char *db, uint64_t n,
     int hit, double secs)
@@ -768,16 +761,14 @@ static int cmd_cmp_lookup(const char *sock, const char *db, uint64_t n,
 	ref_lookup_open(&x, db);
 	(void)looker_pass(&l, hit, n, 0, &ignored);
 	(void)ref_lookup_pass(&x, hit, n, &ignored);
-	(void)write_hits(l.c);
-	(void)quiesce(pid);
+	(void)quiesce(pid, QUIET_IDLE_MS);
 	t0 = now_s();
 	do {
 		long long c0 = cpu_ns(pid);
 
 		spent += looker_pass(&l, hit, n, 0, &done);
 		daemon_ns += cpu_ns(pid) - c0;
-		written += write_hits(l.c);
-		(void)quiesce(pid);
+		written += quiesce(pid, hit ? QUIET_IDLE_MS : QUIET_MS);
 		ref_spent += ref_lookup_pass(&x, hit, n, &ref_done);
 	} while (now_s() - t0 < secs);
 	report("rate", done, spent);

@@ -392,10 +392,11 @@ static void server_read_hook(void *arg)
 /*
  * The hits that lookups counted in memory (store_touch) are written when
  * no client has spoken for SERVER_TOUCH_IDLE_MS (longer than a lookup of
- * 4,096 keys takes), SERVER_TOUCH_STEP at a time (~2 ms of SQLite each),
- * so that neither a lookup's reply nor a busy loop waits for them; each
- * other transaction (a record's, the sweep's tick) writes as many too.
- * One server a process: the timer is the file's.
+ * 4,096 keys takes), SERVER_TOUCH_STEP at a time (~2 ms of SQLite each)
+ * one after the other while none speaks, so that neither a lookup's reply
+ * nor a busy loop waits for them; each other transaction (a record's,
+ * the sweep's tick) writes as many too.  One server a process: the timer
+ * is the file's.
  */
 #define SERVER_TOUCH_IDLE_MS 50
 #define SERVER_TOUCH_STEP 1024u
@@ -404,17 +405,27 @@ static struct event *server_touch_ev;
 static void server_touch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+	struct timeval now = { 0, 0 };
 	int rc;
 
 	(void)fd;
 	(void)what;
 	if (srv->stopping || store_in_txn(srv->store))
 		return;
-	if ((rc = store_begin_touches(srv->store, SERVER_TOUCH_STEP)) !=
-	    STORE_OK)
+	/* A transaction of its own, committed at once: no reply waits on
+	 * it, and nothing else joins it. */
+	if ((rc = store_begin_touches(srv->store, SERVER_TOUCH_STEP)) ==
+	    STORE_OK && (rc = store_commit(srv->store)) != STORE_OK)
+		store_rollback(srv->store);
+	if (rc != STORE_OK) {
 		server_store_failed(srv, rc);
-	else
-		server_schedule_commit(srv);
+		return;
+	}
+	server_space_back();
+	/* The next step after whatever I/O is waiting; a client that speaks
+	 * meanwhile puts it off again (server_touch_later). */
+	if (store_touches(srv->store) > 0)
+		evtimer_add(server_touch_ev, &now);
 }
 
 /* Every turn that commits (or reads) puts the writing of hits off again. */
