@@ -11,11 +11,10 @@ cd "$(dirname "$0")"
 failed=
 for t in tests/*.sh; do
 	name=$(basename "$t" .sh)
-	set -- --test "sh:$name" --dep "$t"
-	for d in $(sed -n 's/^# tcache-dep: *//p' "$t"); do
-		set -- "$@" --dep "$d"
-	done
-	tcache run "$@" -- "./$t" || failed="$failed $name"
+	deps=$(sed -n 's/^# tcache-dep: */--dep /p' "$t")
+	# shellcheck disable=SC2086 # $deps is "--dep PATH" words
+	tcache run --test "sh:$name" --dep "$t" $deps -- "./$t" ||
+	    failed="$failed $name"
 done
 if [ -n "$failed" ]; then
 	echo "failed:$failed" >&2
