@@ -5,6 +5,7 @@
  * seconds, and tcached then opens the file as its own.
  *
  * Usage: scale_db SCHEMA.SQL OUT N SEED live|expired
+ *        scale_db expire LIVE OUT
  *
  * What a pytest suite records (contrib/pytest/tcache_pytest): each test
  * module declares one list of inputs (its file, conftest.py, the config,
@@ -18,7 +19,9 @@
  * up, or record more of, the same population without reading the file.
  *
  * "live" entries expire in a week; "expired" ones expired before the file
- * was written, so tcached's first sweep finds them all due.
+ * was written, so tcached's first sweep finds them all due.  "expire"
+ * copies a live file with every entry expired at its creation, in a
+ * fraction of the time of writing it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -244,18 +247,80 @@ static void make_indexes(char **sql)
 	free(sql);
 }
 
+static void sync_file(const char *path)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1 || fsync(fd) != 0 ||
+	    close(fd) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+/* OUT: a copy of the (closed, checkpointed) file LIVE whose entries all
+ * expired when they were made, so still in the order of their ids. */
+static int expire(const char *live, const char *out)
+{
+	char buf[1 << 16], *sql;
+	sqlite3_stmt *st;
+	FILE *in, *to;
+	size_t n;
+
+	if ((in = fopen(live, "rb")) == NULL || (to = fopen(out, "wb")) ==
+	    NULL) {
+		perror(live);
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, to) != n) {
+			perror(out);
+			return 1;
+		}
+	if (ferror(in) || fclose(in) != 0 || fclose(to) != 0) {
+		perror(out);
+		return 1;
+	}
+	if (sqlite3_open(out, &db) != SQLITE_OK)
+		die(out);
+	exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
+	    "PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -2000000; "
+	    "PRAGMA temp_store = MEMORY");
+	st = prep("SELECT sql FROM sqlite_master WHERE name = "
+	    "'entries_expires'");
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    (sql = strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
+		die("entries_expires");
+	sqlite3_finalize(st);
+	exec("BEGIN");
+	exec("DROP INDEX entries_expires");
+	exec("UPDATE entries SET expires = created");
+	exec(sql);
+	exec("COMMIT");
+	free(sql);
+	exec("PRAGMA synchronous = FULL; PRAGMA locking_mode = NORMAL; "
+	    "PRAGMA journal_mode = WAL");
+	if (sqlite3_close(db) != SQLITE_OK)
+		die("close");
+	sync_file(out);
+	printf("{\"expired\": \"%s\"}\n", out);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char **indexes;
 	struct timespec ts;
 	uint64_t n, seed;
-	int live, fd;
+	int live;
 	char *schema;
 
+	if (argc == 4 && strcmp(argv[1], "expire") == 0)
+		return expire(argv[2], argv[3]);
 	if (argc != 6 || (strcmp(argv[5], "live") != 0 &&
 	    strcmp(argv[5], "expired") != 0)) {
 		fprintf(stderr, "usage: scale_db SCHEMA.SQL OUT N SEED "
-		    "live|expired\n");
+		    "live|expired | scale_db expire LIVE OUT\n");
 		return 2;
 	}
 	n = strtoull(argv[3], NULL, 10);
@@ -290,11 +355,7 @@ int main(int argc, char **argv)
 		die("close");
 	/* On disk before any timing: a later fsync of tcached's (its first
 	 * checkpoint) would otherwise write the whole file back. */
-	if ((fd = open(argv[2], O_RDONLY)) == -1 || fsync(fd) != 0 ||
-	    close(fd) != 0) {
-		perror(argv[2]);
-		return 1;
-	}
+	sync_file(argv[2]);
 	free(schema);
 	printf("{\"entries\": %" PRIu64 ", \"sets\": %u}\n", n, SCALE_SETS);
 	return 0;
