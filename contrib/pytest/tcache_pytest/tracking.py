@@ -104,6 +104,8 @@ class Tracker:
         self._file_verdicts = {}   # module __file__ -> under the root
         self._owner_frame = None   # the frame that imported last, and
         self._owner_rec = None     # the Record its imports went to
+        self._module_frame = None  # the frame _innermost_module saw last,
+        self._module_file = None   # and its answer
 
     # --- phases ---
 
@@ -116,6 +118,7 @@ class Tracker:
         self.root_prefix = os.path.join(root, "")
         self.by_module = {}
         self.rec = Record()
+        self._module_frame = self._module_file = None
         self.owner = self._innermost_module(sys._getframe(1))
         self._owner_frame = self._owner_rec = None
         self.segmenting = tracer is not None
@@ -131,11 +134,12 @@ class Tracker:
         if self.by_module is None:
             return Record(), {}
         if self.segmenting:
-            self._boundary(exiting=True)
+            self._boundary(exiting=True, last=True)
         rec, by_module = self.rec, self.by_module
         self.rec = self.by_module = None
         # A frame holds its locals: keep none past the collection.
         self._owner_frame = self._owner_rec = None
+        self._module_frame = self._module_file = None
         self.segmenting = False
         return rec, by_module
 
@@ -185,17 +189,28 @@ class Tracker:
 
     # --- the import phase: who owns what ---
 
-    def _innermost_module(self, f):
-        """The file of the innermost project module on the stack that is
-        running its top level, or None."""
+    def _innermost_module(self, frame):
+        """The file of the innermost project module on the stack from frame
+        outwards that is running its top level, or None.  Remembered for
+        the frame asked about last, as _owner_of does."""
+        if frame is self._module_frame:
+            return self._module_file
         prefix = self.root_prefix
+        found = None
+        f = frame
+        first = None
         while f is not None:
             code = f.f_code
+            if first is None:
+                first = code
             if code.co_name == "<module>" and \
                     code.co_filename.startswith(prefix):
-                return code.co_filename
+                found = code.co_filename
+                break
             f = f.f_back
-        return None
+        if first is not None and not first.co_flags & RESUMABLE:
+            self._module_frame, self._module_file = frame, found
+        return found
 
     def _owner_record(self, owner):
         if owner is None:
@@ -205,13 +220,22 @@ class Tracker:
             rec = self.by_module[owner] = Record()
         return rec
 
-    def _boundary(self, exiting=False, starts=None):
+    def _boundary(self, exiting=False, starts=None, last=False):
         """An import begins or ends, or a module's top level starts.
         Between two boundaries the code that ran belongs to the module
         that was running after the first one or (a module may have ended
         in between) the one running at the second; starts: the file of
-        the module about to run, when known."""
+        the module about to run, when known; last: the import phase ends,
+        and what ran must go to an owner now."""
         now = self._innermost_module(sys._getframe(2))
+        if now == self.owner and (starts is None or starts == now) and \
+                not last:
+            # The same module before and after: what ran so far stays in
+            # the tracer, to go to this owner at the next boundary that
+            # changes it (and perhaps to the next one too, which is only
+            # more conservative).  Each take() starts an interval in which
+            # every code object is noted anew.
+            return
         if self.tracer is not None:
             codes = self.tracer.take()
             if codes:

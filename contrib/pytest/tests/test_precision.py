@@ -274,6 +274,46 @@ FIXTURE_MODULE = """\
     """
 
 
+def test_code_run_by_a_hook_at_the_end_of_the_collection(tc):
+    """A conftest hook runs a helper's function body after the last test
+    module was imported (no import comes after it to close the stretch of
+    code it belongs to): it counts for every test, not only the first to
+    run.  The helper is imported by the conftest, so its interface is an
+    input of both tests anyway; only its body decides."""
+    tc.write({"pytest.ini": "[pytest]\n",
+              "helper.py": "def value():\n    return 1\n",
+              "conftest.py": """\
+                  import helper
+
+
+                  def pytest_collection_modifyitems(items):
+                      v = helper.value()
+                      for item in items:
+                          item.v = v
+                  """,
+              "test_a.py": """\
+                  from ranlog import ran
+
+                  def test_a(request):
+                      ran()
+                      assert request.node.v == 1
+                  """,
+              "test_b.py": """\
+                  from ranlog import ran
+
+                  def test_b(request):
+                      ran()
+                      assert request.node.v == 1
+                  """})
+    both = {"test_a.py::test_a", "test_b.py::test_b"}
+    assert tc.run(*PRECISE).ran == both
+    assert tc.run(*PRECISE).ran == set()
+    tc.edit("helper.py", "return 1", "return 2")
+    r = tc.run(*PRECISE)
+    assert r.ran == both, r
+    assert r.outcomes == {"failed": 2}, r
+
+
 @pytest.mark.parametrize("second", [
     # By name: it reuses the value without running the helper.
     ("value", "value"),
