@@ -438,17 +438,51 @@ static void server_touch_later(struct server *srv)
 		evtimer_add(server_touch_ev, &tv);
 }
 
+/*
+ * The longest a delete step and a commit held the loop, by the clock and
+ * in the loop thread's CPU time, logged at exit: a client that waited
+ * much longer than the CPU the loop spent waited for the machine (another
+ * process had the CPU), not for tcached's own work (bench/scale.py reads
+ * the line).  One server a process.
+ */
+static struct server_longest {
+	uint64_t n, wall_us, cpu_us;
+} server_longest_step, server_longest_commit;
+static uint64_t server_step_cpu;	/* at the start of the step */
+
+static uint64_t server_cpu_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void server_longest_add(struct server_longest *l, uint64_t wall_us,
+    uint64_t cpu_us)
+{
+	l->n++;
+	if (wall_us > l->wall_us)
+		l->wall_us = wall_us;
+	if (cpu_us > l->cpu_us)
+		l->cpu_us = cpu_us;
+}
+
 static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	struct conn_list ready = TAILQ_HEAD_INITIALIZER(ready);
 	struct conn *c;
+	uint64_t t0, cpu0;
 	int rc = STORE_OK;
 
 	(void)fd;
 	(void)what;
 	store_end_read(srv->store);
 	if (store_in_txn(srv->store)) {
+		t0 = server_mono_us();
+		cpu0 = server_cpu_us();
 		if ((rc = store_commit(srv->store)) == STORE_OK)
 			server_space_back();
 		else {
@@ -458,6 +492,8 @@ static void server_commit_cb(evutil_socket_t fd, short what, void *arg)
 				    store_error(srv->store));
 			store_rollback(srv->store);
 		}
+		server_longest_add(&server_longest_commit,
+		    server_mono_us() - t0, server_cpu_us() - cpu0);
 	}
 	/* Deliver from a private list: a delivered client may queue again. */
 	TAILQ_CONCAT(&ready, &srv->waiting, wait_entry);
@@ -538,6 +574,7 @@ static unsigned server_rows = 64;
 
 unsigned server_step_rows(void)
 {
+	server_step_cpu = server_cpu_us();
 	return server_rows;
 }
 
@@ -545,6 +582,8 @@ void server_step_done(uint64_t removed, uint64_t us)
 {
 	uint64_t fit;
 
+	server_longest_add(&server_longest_step, us,
+	    server_cpu_us() - server_step_cpu);
 	/* A few rows say little about the next hundred. */
 	if (removed < SERVER_STEP_MIN)
 		return;
@@ -868,6 +907,15 @@ void server_free(struct server *srv)
 		conn_free(c);
 	}
 	server_unlink_socket(srv);
+	if (server_longest_step.n > 0 || server_longest_commit.n > 0)
+		log_info("longest delete step %.1f ms (%.1f ms of CPU) of %llu; "
+		    "longest commit %.1f ms (%.1f ms of CPU) of %llu",
+		    server_longest_step.wall_us / 1000.0,
+		    server_longest_step.cpu_us / 1000.0,
+		    (unsigned long long)server_longest_step.n,
+		    server_longest_commit.wall_us / 1000.0,
+		    server_longest_commit.cpu_us / 1000.0,
+		    (unsigned long long)server_longest_commit.n);
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (*evs[i] != NULL)
 			event_free(*evs[i]);
