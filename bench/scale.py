@@ -32,7 +32,10 @@ private tcached (default settings: synchronous=NORMAL, 24 h ttl):
 A stall is measured by a probe (bench/scale_client) doing back-to-back
 single lookups on a connection of its own the whole time: its longest round
 trip minus its median, i.e. how long a test's lookup waited behind the
-daemon's own work.  The probe looks up keys of no entry (a hit's count is
+daemon's work or behind other processes.  tcached itself logs at exit the
+longest its delete steps and commits held its loop, by the clock and in CPU
+time, and /proc says how long its loop thread was runnable but waiting for
+a CPU: on a shared machine most of a long stall is another process's turn.  The probe looks up keys of no entry (a hit's count is
 written later by work of the daemon's own, which would be measured too;
 SCALE_PROBE_HITS=1 looks up entries instead).  "idle" is the probe alone on
 an idle daemon for --idle seconds: the stalls of the machine itself
@@ -50,6 +53,7 @@ Usage: bench/scale.py [--quick] [--json FILE] [--sizes 10000,100000]
 import argparse
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -108,9 +112,53 @@ def first_answer(d, timeout=30.0):
             s.close()
 
 
-def start(db, args=(), cpu=None):
+class Tcached(common.Daemon):
+    """common.Daemon whose log outlives stop(), for what tcached logs
+    at exit."""
+
+    def __init__(self, db, args=()):
+        super().__init__(workdir=tempfile.mkdtemp(prefix="tcache-scale-d-"),
+                         db=db, args=args)
+
+    def stop(self):
+        super().stop()
+        text = self.tail()
+        subprocess.run(["rm", "-rf", self.dir])
+        return text
+
+    def schedstat(self):
+        """(CPU ms, ms runnable but waiting for a CPU) of the loop
+        thread (/proc/PID/task/PID/schedstat)."""
+        try:
+            with open("/proc/%d/task/%d/schedstat" % (self.proc.pid,
+                                                      self.proc.pid)) as f:
+                run, wait = f.read().split()[:2]
+            return int(run) / 1e6, int(wait) / 1e6
+        except (OSError, ValueError):
+            return 0.0, 0.0
+
+
+LONGEST = re.compile(r"longest delete step ([\d.]+) ms \(([\d.]+) ms of CPU\) "
+                     r"of (\d+); longest commit ([\d.]+) ms \(([\d.]+) ms "
+                     r"of CPU\)")
+
+
+def longest(log_text, prefix, f):
+    """tcached's own longest step and commit (its exit line) into f."""
+    m = None
+    for m in LONGEST.finditer(log_text):
+        pass
+    if m:
+        f.update({prefix + "step_max_ms": float(m.group(1)),
+                  prefix + "step_max_cpu_ms": float(m.group(2)),
+                  prefix + "steps": int(m.group(3)),
+                  prefix + "commit_max_ms": float(m.group(4)),
+                  prefix + "commit_max_cpu_ms": float(m.group(5))})
+
+
+def start(db, args=()):
     """A tcached on db: (daemon, ms to first answer)."""
-    d = common.Daemon(db=db, args=args, cpu=cpu)
+    d = Tcached(db, args)
     t = first_answer(d)
     return d, (t - d.t_exec) * 1000
 
@@ -174,12 +222,9 @@ def one_size(tmp, n, opts, log):
     log("  built 2 x %d entries in %.1f s (%.0f MB each)" %
         (n, f["build_s"], f["file_bytes_built"] / 1e6))
 
-    # Start times.  The first start on a new file, then one with the file
-    # out of the page cache, then warm ones.
+    # Start times: the first start on a new file, then warm ones (a cold
+    # one comes last, not to leave the lookups a cold page cache).
     d, f["start_first_ms"] = start(live)
-    d.stop()
-    drop_cache(live)
-    d, f["start_cold_ms"] = start(live)
     d.stop()
     warm, connect = [], []
     for _ in range(opts.starts):
@@ -190,9 +235,6 @@ def one_size(tmp, n, opts, log):
     f["start_ms"] = common.median(warm)
     f["start_max_ms"] = max(warm)
     f["connect_ms"] = common.median(connect)
-    log("  start %.1f ms (first %.1f, cold %.1f; connect %.1f)" %
-        (f["start_ms"], f["start_first_ms"], f["start_cold_ms"],
-         f["connect_ms"]))
 
     # Lookups and records, then memory and file size.
     d, _ = start(live)
@@ -232,6 +274,7 @@ def one_size(tmp, n, opts, log):
     keep = total - total // 100
     evict = not (opts.quick and n < max(opts.sizes))
     d, _ = start(live, ["--max-entries", str(keep)] if evict else [])
+    cpu0 = d.schedstat()
     try:
         if evict:
             ev = client("drain", d.sock, SEED, n, keep, opts.timeout)
@@ -251,15 +294,30 @@ def one_size(tmp, n, opts, log):
                   "inv100_stalls_over_5ms": inv.get("stalls_over_5ms"),
                   "inv_probe_p50_us": inv.get("probe_p50_us")})
         f["hwm_end_kib"] = d.rss_kib("VmHWM")
+        cpu1 = d.schedstat()
+        f["inv_cpu_ms"] = cpu1[0] - cpu0[0]
+        f["inv_runqueue_ms"] = cpu1[1] - cpu0[1]
     finally:
-        d.stop()
+        longest(d.stop(), "inv_", f)
     log("  evict 1%% %.0f/s stall %.1f ms; inv 1%% (%d) %.2f s stall %.1f "
-        "ms; inv 100%% %d%s in %.1f s (%.0f/s) stall %.1f ms" %
+        "ms; inv 100%% %d%s in %.1f s (%.0f/s) stall %.1f ms; tcached's "
+        "longest step %.1f ms (%.1f CPU), commit %.1f ms (%.1f CPU); "
+        "waited %.0f ms for a CPU" %
         (f.get("evict_per_s", 0), f.get("evict_stall_ms", 0),
          f["inv1_removed"],
          f["inv1_s"], f["inv1_stall_ms"], f["inv100_removed"],
          " (cut)" if f["inv100_capped"] else "", f["inv100_s"],
-         f["inv100_per_s"], f["inv100_stall_ms"]))
+         f["inv100_per_s"], f["inv100_stall_ms"],
+         f.get("inv_step_max_ms", 0), f.get("inv_step_max_cpu_ms", 0),
+         f.get("inv_commit_max_ms", 0), f.get("inv_commit_max_cpu_ms", 0),
+         f["inv_runqueue_ms"]))
+    # A start with the file out of the page cache, as after a reboot.
+    drop_cache(live)
+    d, f["start_cold_ms"] = start(live)
+    d.stop()
+    log("  start %.1f ms (first %.1f, cold %.1f; connect %.1f)" %
+        (f["start_ms"], f["start_first_ms"], f["start_cold_ms"],
+         f["connect_ms"]))
     os.remove(live)
     for sfx in ("-wal", "-shm"):
         if os.path.exists(live + sfx):
@@ -267,8 +325,12 @@ def one_size(tmp, n, opts, log):
 
     # The full expiry sweep.
     d, _ = start(expired)
+    cpu0 = d.schedstat()
     try:
         sw = client("drain", d.sock, SEED, n, 0, opts.timeout)
+        cpu1 = d.schedstat()
+        f["sweep_cpu_ms"] = cpu1[0] - cpu0[0]
+        f["sweep_runqueue_ms"] = cpu1[1] - cpu0[1]
         f.update({"sweep_s": sw["seconds"], "sweep_per_s": sw["per_s"],
                   "sweep_left": sw["left"], "sweep_stall_ms": stall(sw),
                   "sweep_stall_p999_ms": sw.get("stall_p999_ms"),
@@ -277,10 +339,14 @@ def one_size(tmp, n, opts, log):
                   "sweep_wal_bytes": fsize(expired + "-wal"),
                   "sweep_hwm_kib": d.rss_kib("VmHWM")})
     finally:
-        d.stop()
-    log("  sweep %d in %.1f s (%.0f/s), stall %.1f ms (%s over 5 ms)" %
+        longest(d.stop(), "sweep_", f)
+    log("  sweep %d in %.1f s (%.0f/s), stall %.1f ms (%s over 5 ms); "
+        "tcached's longest step %.1f ms (%.1f CPU), commit %.1f ms (%.1f "
+        "CPU); waited %.0f ms for a CPU" %
         (n, f["sweep_s"], f["sweep_per_s"], f["sweep_stall_ms"],
-         f["sweep_stalls_over_5ms"]))
+         f["sweep_stalls_over_5ms"], f.get("sweep_step_max_ms", 0),
+         f.get("sweep_step_max_cpu_ms", 0), f.get("sweep_commit_max_ms", 0),
+         f.get("sweep_commit_max_cpu_ms", 0), f["sweep_runqueue_ms"]))
     for p in (expired, expired + "-wal", expired + "-shm"):
         if os.path.exists(p):
             os.remove(p)
@@ -319,11 +385,18 @@ def table(sizes):
     row("sweep s (all expired)", "sweep_s", fmt="%.2f")
     row("sweep entries/s", "sweep_per_s", fmt="%.0f")
     row("sweep stall max ms", "sweep_stall_ms", fmt="%.1f")
+    row("  tcached's longest step ms", "sweep_step_max_ms", fmt="%.1f")
+    row("  of it CPU ms", "sweep_step_max_cpu_ms", fmt="%.1f")
+    row("  tcached's longest commit ms", "sweep_commit_max_ms", fmt="%.1f")
+    row("  tcached waited for a CPU ms", "sweep_runqueue_ms", fmt="%.0f")
     row("evict 1% stall max ms", "evict_stall_ms", fmt="%.1f")
     row("invalidate 1% s", "inv1_s", fmt="%.2f")
     row("invalidate 1% stall max ms", "inv1_stall_ms", fmt="%.1f")
     row("invalidate 100% entries/s", "inv100_per_s", fmt="%.0f")
     row("invalidate 100% stall max ms", "inv100_stall_ms", fmt="%.1f")
+    row("  tcached's longest step ms", "inv_step_max_ms", fmt="%.1f")
+    row("  of it CPU ms", "inv_step_max_cpu_ms", fmt="%.1f")
+    row("  tcached's longest commit ms", "inv_commit_max_ms", fmt="%.1f")
     return rows
 
 
@@ -336,7 +409,7 @@ def main():
     ap.add_argument("--cap", type=float, default=4.0,
                     help="seconds of the 100%% invalidation at --cap-from")
     ap.add_argument("--cap-from", type=int, default=100000)
-    ap.add_argument("--idle", type=float, default=3.0,
+    ap.add_argument("--idle", type=float, default=2.0,
                     help="seconds of the probe alone")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--tmp", help="directory for the databases")
