@@ -405,11 +405,11 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", help="comma-separated entry counts")
-    ap.add_argument("--starts", type=int, default=5)
-    ap.add_argument("--cap", type=float, default=4.0,
+    ap.add_argument("--starts", type=int, default=3)
+    ap.add_argument("--cap", type=float, default=3.0,
                     help="seconds of the 100%% invalidation at --cap-from")
     ap.add_argument("--cap-from", type=int, default=100000)
-    ap.add_argument("--idle", type=float, default=2.0,
+    ap.add_argument("--idle", type=float, default=1.0,
                     help="seconds of the probe alone")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--tmp", help="directory for the databases")
@@ -419,7 +419,7 @@ def main():
     else:
         sizes = [1000, 10000] if opts.quick else [10000, 100000, 1000000]
     opts.sizes = sizes
-    opts.lookups = 1000 if opts.quick else 20000
+    opts.lookups = 1000 if opts.quick else 10000
     opts.records = 200 if opts.quick else 2000
     if opts.quick:
         opts.starts = 2
