@@ -39,7 +39,7 @@ def stat_sig(path):
 
 # --- the memo: file digests and parsed sources kept between sessions ---
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 MEMO_MAX_UNSEEN = 50000     # entries kept for files no session saw lately
 MEMO_MAX_AGE_S = 30 * 86400  # a project's memo unused that long goes
 
@@ -580,11 +580,8 @@ def _valid_parse(entry):
             _hex_digest(summary[0]) is not None and
             isinstance(summary[1], list)):
         return False
-    for r in summary[1]:
-        if not (isinstance(r, (list, tuple)) and len(r) == 2 and
-                all(type(v) is int for v in r)):
-            return False
-    return True
+    defs = summary[1]
+    return len(defs) % 2 == 0 and all(type(v) is int for v in defs)
 
 
 def conftests_above(root, path):

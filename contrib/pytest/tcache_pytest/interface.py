@@ -126,7 +126,10 @@ class Summary:
 
     def __init__(self, digest, defs):
         self.digest = digest
-        self.defs = defs            # sorted [(first line, last line)]
+        # The (first line, last line) of each def, sorted, flat: [first,
+        # last, first, last, ...] (one list of ints, which the garbage
+        # collector does not follow, instead of thousands of pairs).
+        self.defs = defs
 
     def in_body(self, code):
         """Whether running code means running a function body.  A def's
@@ -135,21 +138,22 @@ class Summary:
         if code.co_name not in INLINE_CODE:
             return True
         line = code.co_firstlineno
-        return any(a <= line <= b for a, b in self.defs)
+        d = self.defs
+        return any(d[i] <= line <= d[i + 1] for i in range(0, len(d), 2))
 
     def to_json(self):
         return [self.digest.hex(), self.defs]
 
     @classmethod
     def from_json(cls, value):
-        return cls(bytes.fromhex(value[0]), [tuple(r) for r in value[1]])
+        return cls(bytes.fromhex(value[0]), value[1])
 
 
 def summarize_source(data, filename="<unknown>"):
     try:
         tree = ast.parse(data, filename)
     except (SyntaxError, ValueError):
-        return Summary(_digest(b"unparsable\0" + data), [(1, sys.maxsize)])
+        return Summary(_digest(b"unparsable\0" + data), [1, sys.maxsize])
     defs = []
     for node in ast.walk(tree):
         if isinstance(node, FUNCTIONS):
@@ -157,7 +161,7 @@ def summarize_source(data, filename="<unknown>"):
                         [d.lineno for d in node.decorator_list])
             defs.append((first, node.end_lineno or node.lineno))
     defs.sort()
-    return Summary(_digest(canonical(tree)), defs)
+    return Summary(_digest(canonical(tree)), [n for r in defs for n in r])
 
 
 def summarize(path):

@@ -185,7 +185,7 @@ class TcacheSession:
         self.collect_global = None  # Record of what ran outside them
         self.graph = None
         self.keys = {}              # nodeid -> (key, StaticInputs)
-        self.cached = {}            # nodeid -> LookupResult (a cached pass)
+        self.cached = {}            # nodeid -> duration_us of a cached pass
         self.reports = {}           # nodeid -> [reports] while it runs
         self.pending = []           # (record, static inputs) to send
         self.dirty = set()          # static inputs edited during the run
@@ -422,7 +422,7 @@ class TcacheSession:
                 "read-only: results are looked up, not recorded"
         for item, res in zip(wanted, results):
             if res.is_pass() and self._verify(res):
-                self.cached[item.nodeid] = res
+                self.cached[item.nodeid] = res.duration_us
 
     def _verify(self, res):
         """The files the test opened or ran last time still have their
@@ -445,34 +445,34 @@ class TcacheSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
-        res = self.cached.get(item.nodeid)
-        if res is None:
+        duration_us = self.cached.get(item.nodeid)
+        if duration_us is None:
             self.item = item
             return None
         from _pytest.runner import CallInfo
         ihook = item.ihook
-        ihook.pytest_runtest_logstart(nodeid=item.nodeid,
-                                      location=item.location)
-        saved = res.duration_us / 1e6
+        nodeid, location = item.nodeid, item.location
+        ihook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        saved = duration_us / 1e6
+        # As pytest's own reports do, the three share the item's list.
+        properties = item.user_properties
+        properties.append(("tcache", "cached"))
         for when in ("setup", "call"):
             rep = pytest.TestReport(
-                item.nodeid, item.location,
-                {k: 1 for k in item.keywords}, "passed", None, when, [],
-                0.0, [("tcache", "cached")])
+                nodeid, location, {k: 1 for k in item.keywords}, "passed",
+                None, when, [], 0.0, properties)
             rep.tcache_cached = when == "call"
             rep.tcache_saved = saved if when == "call" else 0.0
             ihook.pytest_runtest_logreport(report=rep)
         # Tear down what earlier tests left that the next one does not
         # need, as pytest would after running this one; but not through
         # the teardown hooks, whose plugins expect a setup that never ran.
-        item.user_properties.append(("tcache", "cached"))
         state = item.session._setupstate
         call = CallInfo.from_call(lambda: state.teardown_exact(nextitem),
                                   when="teardown")
         rep = pytest.TestReport.from_item_and_call(item, call)
         ihook.pytest_runtest_logreport(report=rep)
-        ihook.pytest_runtest_logfinish(nodeid=item.nodeid,
-                                       location=item.location)
+        ihook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
         return True
 
     @pytest.hookimpl(hookwrapper=True)
