@@ -38,7 +38,7 @@
 
 static sqlite3 *db;
 
-static void die(const char *what)
+static void __attribute__((noreturn)) die(const char *what)
 {
 	fprintf(stderr, "scale_db: %s: %s\n", what,
 	    db != NULL ? sqlite3_errmsg(db) : "?");
