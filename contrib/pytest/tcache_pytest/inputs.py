@@ -54,9 +54,11 @@ def cache_root():
 
 def memo_dir():
     """Where memos live: $TCACHE_MEMO_DIR, or the user's cache directory
-    (where the tracer's C helper is built too); None: no memo ("off")."""
+    (where the tracer's C helper is built too); None: no memo, when either
+    it or $TCACHE_MEMO (which turns libtcache's digest memo off too) is
+    "off"."""
     d = os.environ.get("TCACHE_MEMO_DIR")
-    if d == "off":
+    if d == "off" or os.environ.get("TCACHE_MEMO") == "off":
         return None
     if d and os.path.isabs(d):
         return d
@@ -118,7 +120,10 @@ class Memo:
         try:
             with open(memo.path, "rb") as f:
                 st = os.fstat(f.fileno())
-                if st.st_uid != os.getuid() or not stat.S_ISREG(st.st_mode):
+                # Only the user can have written it, or anyone could make
+                # it vouch for a file they never saw.
+                if not (_private(st) and stat.S_ISREG(st.st_mode) and
+                        _private(os.stat(os.path.dirname(memo.path)))):
                     return memo
                 data = json.loads(f.read().decode("utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
@@ -222,6 +227,11 @@ class Memo:
         self._loaded_parsed = frozenset(parsed)
         _collect_old(d)
         return True
+
+
+def _private(st):
+    """Owned by this user, and nobody else may write it."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _collect_old(directory):

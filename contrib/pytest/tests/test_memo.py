@@ -214,6 +214,38 @@ def test_a_damaged_memo_is_ignored(tmp_path, short_racy, damage):
     assert memo.files == {}
 
 
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_a_memo_others_may_write_is_ignored(tmp_path, short_racy, what):
+    """A memo (or its directory) that someone else could have written is
+    ignored, however right it looks."""
+    root = str(tmp_path / "proj")
+    os.mkdir(root)
+    f = os.path.join(root, "a.py")
+    with open(f, "w") as fh:
+        fh.write("A = 1\n")
+    lie = bytes(range(32))
+    memo_path = inputs.Memo.path_for(root, str(tmp_path / "memo"))
+    st = _craft(memo_path, root, f, lie)
+    os.chmod(os.path.dirname(memo_path), 0o700)
+    os.chmod(memo_path, 0o600)
+    t = max(st.st_mtime_ns, st.st_ctime_ns) + 10 * RACY_NS
+    os.utime(memo_path, ns=(t, t))
+    memo, digests = session(root, tmp_path / "memo")
+    assert digests.digest(f) == lie          # believed while private
+    os.chmod(memo_path if what == "file" else os.path.dirname(memo_path),
+             0o622 if what == "file" else 0o777)
+    memo, digests = session(root, tmp_path / "memo")
+    assert digests.digest(f) == digest_of(b"A = 1\n")
+
+
+def test_tcache_memo_off_turns_the_memo_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("TCACHE_MEMO_DIR", str(tmp_path))
+    assert inputs.memo_dir() == str(tmp_path)
+    monkeypatch.setenv("TCACHE_MEMO", "off")
+    assert inputs.memo_dir() is None
+    assert inputs.Memo.load("/x").path is None
+
+
 def test_the_memo_is_replaced_whole(tmp_path, short_racy):
     """Saving writes a new file renamed over the old one (no temporary
     file left), readable only by its owner."""
