@@ -39,7 +39,7 @@ def stat_sig(path):
 
 # --- the memo: file digests and parsed sources kept between sessions ---
 
-MEMO_VERSION = 2
+MEMO_VERSION = 3
 MEMO_MAX_UNSEEN = 50000     # entries kept for files no session saw lately
 MEMO_MAX_AGE_S = 30 * 86400  # a project's memo unused that long goes
 
@@ -99,6 +99,9 @@ class Memo:
                                     #          ctime_ns, digest)
         self.parsed = {}            # parse key -> ImportGraph entry
         self.parsed_used = set()    # parse keys used this session
+        self.dists = {}             # distribution directory -> (stat
+                                    # signatures of its metadata files,
+                                    # name, version)
         self.trust_before_ns = 0    # newer mtimes or ctimes: not trusted
         self.seen = set()           # paths looked up or stored
         self.changed = False
@@ -143,8 +146,23 @@ class Memo:
                 or data.get("root") != self.root:
             return None, None
         files, parsed = data.get("files"), data.get("parsed")
-        if not isinstance(files, dict) or not isinstance(parsed, dict):
+        dists = data.get("dists")
+        if not isinstance(files, dict) or not isinstance(parsed, dict) or \
+                not isinstance(dists, dict):
             return None, None
+        checked = {}
+        for where, e in dists.items():
+            if not (isinstance(e, list) and len(e) == 3 and
+                    isinstance(e[0], list) and
+                    len(e[0]) == len(_METADATA_FILES) and
+                    all(s is None or (isinstance(s, list) and len(s) == 5 and
+                                      all(type(v) is int and v >= 0
+                                          for v in s)) for s in e[0]) and
+                    isinstance(e[1], str) and isinstance(e[2], str)):
+                return None, None
+            checked[where] = (tuple(None if s is None else tuple(s)
+                                    for s in e[0]), e[1], e[2])
+        self.dists = checked
         out = {}
         for path, e in files.items():
             if not (isinstance(e, list) and len(e) == 6 and
@@ -186,6 +204,31 @@ class Memo:
         elif self.files.pop(path, None) is not None:
             self.changed = True
 
+    def dist(self, where, sigs):
+        """(name, version) of the distribution whose metadata files have
+        these stat signatures now, or None."""
+        e = self.dists.get(where)
+        if e is None or e[0] != sigs:
+            return None
+        limit = self.trust_before_ns
+        for sig in sigs:
+            if sig is not None and (sig[3] >= limit or sig[4] >= limit):
+                return None
+        return e[1], e[2]
+
+    def store_dist(self, where, sigs, name, version, before_ns):
+        """Notes a distribution's name and version, read after its files'
+        signatures were taken at before_ns."""
+        limit = before_ns - RACY_NS
+        if all(sig is None or (sig[3] < limit and sig[4] < limit)
+               for sig in sigs):
+            e = (sigs, name, version)
+            if self.dists.get(where) != e:
+                self.dists[where] = e
+                self.changed = True
+        elif self.dists.pop(where, None) is not None:
+            self.changed = True
+
     def save(self):
         """Writes the memo if this session added to it; never raises for
         a file system problem (a memo is only a cache)."""
@@ -204,7 +247,9 @@ class Memo:
         data = {"version": MEMO_VERSION, "root": self.root,
                 "files": {p: list(e[:5]) + [e[5].hex()]
                           for p, e in files.items()},
-                "parsed": parsed}
+                "parsed": parsed,
+                "dists": {w: [list(e[0]), e[1], e[2]]
+                          for w, e in self.dists.items()}}
         d = os.path.dirname(self.path)
         tmp = None
         try:
@@ -662,30 +707,76 @@ def options_env(config, root):
     return out
 
 
-def distributions():
+# The files importlib.metadata reads a distribution's metadata from, in
+# the order it tries them ("": the path itself, an .egg-info file).
+_METADATA_FILES = ("METADATA", "PKG-INFO", "")
+
+
+def _metadata_sigs(dist):
+    """(directory, the stat signature of each of _METADATA_FILES or None)
+    of a distribution found on a path, or None: whichever of them its
+    metadata is read from, a change to it moves its signature."""
+    base = getattr(dist, "_path", None)
+    if base is None:
+        return None
+    base = os.fspath(base)
+    sigs = []
+    for name in _METADATA_FILES:
+        try:
+            st = os.stat(os.path.join(base, name) if name else base)
+        except OSError:
+            sigs.append(None)
+            continue
+        sigs.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                     st.st_ctime_ns))
+    return base, tuple(sigs)
+
+
+def distributions(memo=None):
+    """(lower-case name, version) of every installed distribution, as
+    importlib.metadata finds them.  memo: a Memo that may know the name and
+    version of a distribution whose metadata files have not changed (each
+    is a parse of an e-mail header, and there can be hundreds)."""
     try:
         from importlib import metadata
     except ImportError:             # pragma: no cover - Python < 3.8
         return []
     seen = {}
     for dist in metadata.distributions():
+        where = None
+        if memo is not None and type(dist) is metadata.PathDistribution:
+            before = time.time_ns()
+            where = _metadata_sigs(dist)
+            if where is not None:
+                known = memo.dist(*where)
+                if known is not None:
+                    if known[0]:
+                        seen[known[0].lower()] = known[1]
+                    continue
         try:
-            name = dist.metadata["Name"]
+            md = dist.metadata
+            name = md["Name"]
+            version = md["Version"]
         except Exception:           # a broken install must not stop a run
             continue
+        if where is not None and isinstance(name, str) and \
+                isinstance(version, str):
+            memo.store_dist(where[0], where[1], name, version, before)
         if name:
-            seen[name.lower()] = dist.version or ""
+            seen[name.lower()] = version or ""
     return sorted(seen.items())
 
 
-def environment(config, root, names):
+def environment(config, root, names, memo=None):
     """(name bytes, value bytes or None) pairs: the interpreter, the
     platform, installed distributions, loaded plugins, behaviour-changing
-    options and the variables named by --tcache-env."""
+    options and the variables named by --tcache-env.  memo: see
+    distributions."""
     env = [
         ("@platform", "%s/%s" % (platform.system(), platform.machine())),
         ("@python", "%s %s" % (sys.implementation.name, sys.version)),
-        ("@dists", "\n".join("%s==%s" % kv for kv in distributions())),
+        ("@dists", "\n".join("%s==%s" % kv
+                              for kv in distributions(memo))),
         ("@plugins", "\n".join(sorted(
             "%s==%s" % (d.project_name, d.version)
             for _, d in config.pluginmanager.list_plugin_distinfo()))),

@@ -373,7 +373,7 @@ class TcacheSession:
             graph.add_edges(owner, *self._split(rec, real))
         common = self._common_inputs(graph, real)
         envd = proto.env_digest(tc_inputs.environment(
-            self.config, self.root, self.env_names) +
+            self.config, self.root, self.env_names, self.memo) +
             [(b"@precision", self.precision.encode())])
         self.env_inputs = [
             (proto.INPUT_ENV, os.fsencode(n),

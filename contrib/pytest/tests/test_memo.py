@@ -111,7 +111,7 @@ def _craft(memo_path, root, path, digest):
             "files": {path: [st.st_dev, st.st_ino, st.st_size,
                              st.st_mtime_ns, st.st_ctime_ns,
                              digest.hex()]},
-            "parsed": {}}
+            "parsed": {}, "dists": {}}
     os.makedirs(os.path.dirname(memo_path), exist_ok=True)
     with open(memo_path, "w") as fh:
         json.dump(data, fh)
@@ -169,6 +169,7 @@ def test_a_file_changed_within_the_window_is_not_memoised(tmp_path,
 @pytest.mark.parametrize("damage", [
     "garbage", "truncated", "empty", "wrong version", "wrong root",
     "short entry", "negative field", "bad digest", "files not a dict",
+    "no dists", "bad dist",
 ])
 def test_a_damaged_memo_is_ignored(tmp_path, short_racy, damage):
     """A memo holding a false digest for the file's current signature, well
@@ -204,6 +205,10 @@ def test_a_damaged_memo_is_ignored(tmp_path, short_racy, damage):
             data["files"]["/elsewhere"] = entry[:5] + ["zz" * 32]
         elif damage == "files not a dict":
             data["files"] = [entry]
+        elif damage == "no dists":
+            del data["dists"]
+        elif damage == "bad dist":
+            data["dists"]["/d"] = [[None, None], "n", "1"]
         text = json.dumps(data)
     with open(memo_path, "w") as fh:
         fh.write(text)
@@ -271,6 +276,87 @@ def test_parsed_entries_are_per_module_name(tmp_path, short_racy):
     for pkg in ("p1", "p2"):
         init = os.path.join(root, pkg, "__init__.py")
         assert os.path.join(root, pkg, "core.py") in graph.edges(init), pkg
+
+
+def _dist(site, version):
+    d = os.path.join(site, "tcfake-1.0.dist-info")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "METADATA"), "w") as fh:
+        fh.write("Metadata-Version: 2.1\nName: tcfake\nVersion: %s\n"
+                 % version)
+    return os.path.join(d, "METADATA")
+
+
+def test_distribution_versions_from_the_memo(tmp_path, short_racy,
+                                             monkeypatch):
+    """A distribution's name and version are kept under the signatures of
+    its metadata files: a same-size rewrite with the mtime forced back is
+    read again; an untouched one is taken from the memo (shown by a memo
+    whose entry says otherwise)."""
+    site = str(tmp_path / "site")
+    monkeypatch.syspath_prepend(site)
+    meta = _dist(site, "1.0")
+    root = str(tmp_path / "proj")
+    os.mkdir(root)
+    settle()
+    memo, _ = session(root, tmp_path / "memo")
+    assert ("tcfake", "1.0") in inputs.distributions(memo)
+    assert memo.save()
+    settle()
+    # The memo is believed: make its entry lie, and it is what comes back.
+    memo, _ = session(root, tmp_path / "memo")
+    where = os.path.dirname(meta)
+    sigs, name, _ = memo.dists[where]
+    memo.dists[where] = (sigs, name, "6.6")
+    assert ("tcfake", "6.6") in inputs.distributions(memo)
+    st = os.stat(meta)
+    _dist(site, "2.0")
+    os.utime(meta, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(meta).st_size == st.st_size
+    settle()
+    # Saved after the rewrite, still with the entry of before it.
+    memo.changed = True
+    assert memo.save()
+    settle()
+    memo, _ = session(root, tmp_path / "memo")
+    assert ("tcfake", "2.0") in inputs.distributions(memo)
+
+
+@pytest.mark.parametrize("memo_after_ns, trusted", [
+    (RACY_NS // 2, False), (3 * RACY_NS, True)])
+def test_distribution_racy_window_of_the_memo_write(
+        tmp_path, short_racy, monkeypatch, memo_after_ns, trusted):
+    site = str(tmp_path / "site")
+    monkeypatch.syspath_prepend(site)
+    meta = _dist(site, "1.0")
+    root = str(tmp_path / "proj")
+    os.mkdir(root)
+    settle()
+    memo, _ = session(root, tmp_path / "memo")
+    inputs.distributions(memo)
+    where = os.path.dirname(meta)
+    sigs, name, _ = memo.dists[where]
+    memo.dists[where] = (sigs, name, "6.6")
+    assert memo.save()
+    st = os.stat(meta)
+    t = max(st.st_mtime_ns, st.st_ctime_ns) + memo_after_ns
+    os.utime(memo.path, ns=(t, t))
+    memo, _ = session(root, tmp_path / "memo")
+    want = "6.6" if trusted else "1.0"
+    assert ("tcfake", want) in inputs.distributions(memo)
+
+
+def test_distributions_with_and_without_memo_agree(tmp_path, short_racy):
+    root = str(tmp_path / "proj")
+    os.mkdir(root)
+    plain = inputs.distributions()
+    memo, _ = session(root, tmp_path / "memo")
+    assert inputs.distributions(memo) == plain
+    memo.save()
+    settle()
+    memo, _ = session(root, tmp_path / "memo")
+    assert inputs.distributions(memo) == plain
+    assert memo.dists
 
 
 # --- the plugin with its memo ---
