@@ -11,9 +11,11 @@ PREFIX   ?= /usr/local
 
 # python3-dev: Python.h, for the pytest plugin's C tracer (built at run time).
 # cmake: contrib/examples/ctest, run through `tcache run` by test_examples.py.
+# systemd (systemd-analyze, systemd-socket-activate) and python3-yaml:
+# test_units.py checks and runs contrib/systemd and contrib/ci.
 DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
        libcmocka-dev python3 python3-dev python3-pytest python3-pytest-xdist \
-       cmake
+       cmake systemd python3-yaml
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla
