@@ -1216,6 +1216,13 @@ def test_github_actions_example(cibase):
                     built.extend(f.read().split())
         if _gh_expr(save["if"], event):
             saved = _gh_path(save["with"]["path"], temp)
+            if not os.path.isdir(saved):
+                tlog = os.path.join(temp, "tcached.log")
+                pytest.fail("run %d: nothing to save at %s\nsteps: %r\n"
+                            "tcached.log: %s\n%s" % (
+                                n, saved, outs,
+                                open(tlog).read() if os.path.exists(tlog)
+                                else "(none)", "\n".join(ci.log)))
             shutil.rmtree(store, ignore_errors=True)
             shutil.copytree(saved, store)
         return outs
