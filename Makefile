@@ -13,9 +13,10 @@ PREFIX   ?= /usr/local
 # cmake: contrib/examples/ctest, run through `tcache run` by test_examples.py.
 # systemd (systemd-analyze, systemd-socket-activate) and python3-yaml:
 # test_units.py checks and runs contrib/systemd and contrib/ci.
+# mandoc and zsh: test_docs.py lints man/ and checks the zsh completion.
 DEBS = gcc make pkg-config libsqlite3-dev libsodium-dev libevent-dev \
        libcmocka-dev python3 python3-dev python3-pytest python3-pytest-xdist \
-       cmake systemd python3-yaml
+       cmake systemd python3-yaml mandoc zsh
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla
