@@ -79,13 +79,17 @@ static const char cli_common_help[] =
 "\n"
 "environment: TCACHE_AUTOSTART=0 never starts tcached; TCACHE_DISABLE=1\n"
 "makes lookup a miss and run just run the command; TCACHE_MEMO=off hashes\n"
-"every --dep file afresh (default: a memo of digests in ~/.cache/tcache).\n"
+"every --dep file afresh (default: a memo of digests in ~/.cache/tcache);\n"
+"TCACHE_HASH_THREADS=N hashes a large --dep tree with N threads.\n"
 "exit status: 0 ok or hit, 1 miss, 2 usage, 3 daemon unavailable, 4 error\n";
 
 void cli_print_help(const struct cli_cmd *cmd, FILE *f)
 {
-	fprintf(f, "usage: tcache %s %s\n\n%s\n%s", cmd->name, cmd->usage,
-	    cmd->help, cli_common_help);
+	/* help parses no options: listing the common ones there would lie. */
+	fprintf(f, "usage: tcache %s %s\n\n%s%s%s", cmd->name, cmd->usage,
+	    cmd->help, strcmp(cmd->name, "help") == 0 ?
+	    "  -h, --help        this help\n" : "\n",
+	    strcmp(cmd->name, "help") == 0 ? "" : cli_common_help);
 }
 
 int cli_usage(const struct cli_cmd *cmd, const char *fmt, ...)

@@ -62,6 +62,10 @@ static const struct cli_cmd tcache_cmds[] = {
 	  "PATH... | --test PATTERN | --key HEX | --all [--dry-run]",
 	  "Remove the entries with an input at PATH or below it, or whose test\n"
 	  "id matches PATTERN (* ? [...]), or under a key, or all of them.\n"
+	  "  --test PATTERN    the entries whose test id matches PATTERN\n"
+	  "  --key HEX         the entry under this key (64 hex digits, as\n"
+	  "                    'tcache key' prints it)\n"
+	  "  --all             every entry\n"
 	  "  --dry-run         only count them\n" },
 	{ "ls", cli_ls, "[--test PATTERN] [--path PATH]",
 	  "List the entries: key, outcome, flaky, hits, duration, time to\n"
@@ -98,7 +102,13 @@ static void tcache_list(FILE *f)
 	for (size_t i = 0; i < nitems(tcache_cmds); i++)
 		fprintf(f, "  %-11s %s\n", tcache_cmds[i].name,
 		    tcache_cmds[i].usage);
-	fprintf(f, "\nSee 'tcache help COMMAND' for the options of each.\n");
+	fprintf(f, "\noptions:\n"
+	    "  -h, --help  this list\n"
+	    "  --version   print the version\n"
+	    "\nEvery command but help also takes --json, --socket PATH, "
+	    "--timeout DUR,\n--project NAME, --root DIR and -h, --help.  "
+	    "See 'tcache help COMMAND'\nfor the options of each, "
+	    "'man tcache' for all of it.\n");
 }
 
 static int tcache_help(const struct cli_cmd *cmd, int argc, char **argv)
