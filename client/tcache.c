@@ -40,11 +40,11 @@ static const struct cli_cmd tcache_cmds[] = {
 	  "is cached, else exit 1 and print \"miss\".\n" TCACHE_INPUT_HELP
 	  "  -q, --quiet       print nothing\n" },
 	{ "record", cli_record,
-	  "--test ID --outcome OUTCOME [--duration S] [--dep PATH]... "
+	  "--test ID --outcome OUTCOME [--duration SEC] [--dep PATH]... "
 	  "[--env NAME]... [--ttl DUR] [--message TEXT]",
 	  "Record the outcome of a test with these inputs.\n" TCACHE_INPUT_HELP
 	  "  --outcome OUTCOME pass, fail, skip or error\n"
-	  "  --duration S      how long the test took, in seconds (1.5)\n"
+	  "  --duration SEC    how long the test took, in seconds (1.5)\n"
 	  "  --ttl DUR         keep it this long (30m, 24h, 7d; default: the\n"
 	  "                    daemon's)\n"
 	  "  --message TEXT    a short note kept with the entry\n" },
