@@ -9,7 +9,8 @@
 _tcached()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local options='--config --socket --db --ttl --max-entries --idle-timeout
+    # --config (a file, as --log) joins these once tcached takes it.
+    local options='--socket --db --ttl --max-entries --idle-timeout
         --max-clients --allow-uid --allow-gid --readonly-uid --readonly-gid
         --sync --log --version --help'
 
@@ -22,7 +23,7 @@ _tcached()
     fi
 
     case $prev in
-        --config | --socket | --db | --log)
+        --socket | --db | --log)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur"))
             return 0 ;;
