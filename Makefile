@@ -48,7 +48,7 @@ all: $(BUILD)/tcached $(BUILD)/tcache $(BUILD)/libtcache.a \
      $(BUILD)/libtcache.so
 
 deps: $(STAMP)
-$(STAMP): scripts/deps.sh
+$(STAMP): scripts/deps.sh Makefile
 	@sh scripts/deps.sh $(DEBS)
 	@mkdir -p $(@D) && touch $@
 
