@@ -381,6 +381,10 @@ def test_failures_are_reported(session):
     # A background process started by a block is ended by close().
     session.run(Block(1, "sleep 300 &\n"))
     session.run(Block(1, "setsid sleep 300 </dev/null >/dev/null 2>&1 &\n"))
+    # A forked child shows HOME in /proc/PID/environ only once it has exec'd.
+    end = time.monotonic() + 10
+    while len(session.ours()) < 2 and time.monotonic() < end:
+        time.sleep(0.02)
     assert len(session.ours()) >= 2
     assert session.close() == []
     assert session.ours() == []
