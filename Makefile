@@ -28,7 +28,7 @@ PKG      = $(shell pkg-config --libs $(1))
 
 PROTO_SRC  = proto/codec.c proto/parse.c proto/structs.c proto/paths.c
 LIB_SRC    = client/client.c client/hash.c client/collect.c client/memo.c
-DAEMON_SRC = daemon/main.c daemon/server.c daemon/conn.c daemon/log.c \
+DAEMON_SRC = daemon/main.c daemon/config.c daemon/server.c daemon/conn.c daemon/log.c \
              daemon/store.c
 CLI_SRC    = client/tcache.c client/cli.c client/cli_cache.c client/cli_info.c \
              client/cli_run.c client/cli_explain.c client/json.c

@@ -22,6 +22,12 @@ static const char main_usage[] =
 "The tcache daemon: keeps test outcomes in SQLite and answers tcache clients\n"
 "on a Unix socket.  Runs in the foreground and logs to stderr.\n"
 "\n"
+"  --config FILE       read settings from FILE, where each option below\n"
+"                      is a key\n"
+"                      (default: $XDG_CONFIG_HOME/tcache/tcached.conf, else\n"
+"                      ~/.config/tcache/tcached.conf, if it exists); see\n"
+"                      tcached.conf(5).  Flags beat $TCACHE_SOCKET and\n"
+"                      $TCACHE_DB, which beat the file\n"
 "  --socket PATH       socket (default: $TCACHE_SOCKET, else\n"
 "                      $XDG_RUNTIME_DIR/tcache/tcached.sock, else\n"
 "                      /tmp/tcache-$UID/tcached.sock)\n"
@@ -53,134 +59,41 @@ static const char main_usage[] =
 "Signals: SIGTERM and SIGINT stop it cleanly, SIGHUP reopens the log.\n"
 "A listening socket passed by systemd (LISTEN_FDS) is used when present.\n";
 
-enum {
-	OPT_SOCKET = 256, OPT_DB, OPT_TTL, OPT_MAX_ENTRIES, OPT_IDLE,
-	OPT_MAX_CLIENTS, OPT_ALLOW_UID, OPT_ALLOW_GID, OPT_READONLY_UID,
-	OPT_READONLY_GID, OPT_SYNC, OPT_LOG, OPT_VERSION, OPT_HELP
-};
+/* The settings keep config.c's key numbers; the rest follow them. */
+enum { OPT_CONFIG = CONFIG_NKEYS, OPT_VERSION, OPT_HELP };
 
 static const struct option main_options[] = {
-	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "db", required_argument, NULL, OPT_DB },
-	{ "ttl", required_argument, NULL, OPT_TTL },
-	{ "max-entries", required_argument, NULL, OPT_MAX_ENTRIES },
-	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
-	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
-	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
-	{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
-	{ "readonly-uid", required_argument, NULL, OPT_READONLY_UID },
-	{ "readonly-gid", required_argument, NULL, OPT_READONLY_GID },
-	{ "sync", required_argument, NULL, OPT_SYNC },
-	{ "log", required_argument, NULL, OPT_LOG },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "socket", required_argument, NULL, CONFIG_SOCKET },
+	{ "db", required_argument, NULL, CONFIG_DB },
+	{ "ttl", required_argument, NULL, CONFIG_TTL },
+	{ "max-entries", required_argument, NULL, CONFIG_MAX_ENTRIES },
+	{ "idle-timeout", required_argument, NULL, CONFIG_IDLE },
+	{ "max-clients", required_argument, NULL, CONFIG_MAX_CLIENTS },
+	{ "allow-uid", required_argument, NULL, CONFIG_ALLOW_UID },
+	{ "allow-gid", required_argument, NULL, CONFIG_ALLOW_GID },
+	{ "readonly-uid", required_argument, NULL, CONFIG_READONLY_UID },
+	{ "readonly-gid", required_argument, NULL, CONFIG_READONLY_GID },
+	{ "sync", required_argument, NULL, CONFIG_SYNC },
+	{ "log", required_argument, NULL, CONFIG_LOG },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
 };
 
-static int main_bad(const char *opt, const char *arg, const char *what)
-{
-	fprintf(stderr, "tcached: %s %s: %s\n", opt, arg, what);
-	return -1;
-}
-
-static int main_id(const char *arg, int group, uint32_t *out)
-{
-	uint64_t v;
-	struct passwd *pw;
-	struct group *gr;
-
-	if (parse_u64(arg, &v) == 0 && v < UINT32_MAX) {
-		*out = (uint32_t)v;
-		return 0;
-	}
-	if (group && (gr = getgrnam(arg)) != NULL) {
-		*out = gr->gr_gid;
-		return 0;
-	}
-	if (!group && (pw = getpwnam(arg)) != NULL) {
-		*out = pw->pw_uid;
-		return 0;
-	}
-	return -1;
-}
-
-/* Adds a uid or gid to one of the --allow-* / --readonly-* lists. */
-static int main_allow(struct config *cfg, int opt, const char *arg)
-{
-	int group = opt == OPT_ALLOW_GID || opt == OPT_READONLY_GID;
-	int ro = opt == OPT_READONLY_UID || opt == OPT_READONLY_GID;
-	const char *name = ro ? (group ? "--readonly-gid" : "--readonly-uid") :
-	    (group ? "--allow-gid" : "--allow-uid");
-	size_t *n = ro ? (group ? &cfg->nreadonly_gid : &cfg->nreadonly_uid) :
-	    (group ? &cfg->nallow_gid : &cfg->nallow_uid);
-	uint32_t id;
-
-	if (*n >= SERVER_MAX_ALLOW)
-		return main_bad(name, arg, "too many (at most 16)");
-	if (main_id(arg, group, &id) != 0)
-		return main_bad(name, arg, group ? "no such group" :
-		    "no such user");
-	if (ro && group)
-		cfg->readonly_gid[(*n)++] = (gid_t)id;
-	else if (ro)
-		cfg->readonly_uid[(*n)++] = (uid_t)id;
-	else if (group)
-		cfg->allow_gid[(*n)++] = (gid_t)id;
-	else
-		cfg->allow_uid[(*n)++] = (uid_t)id;
-	return 0;
-}
-
-static int main_option(struct config *cfg, int opt, const char *arg)
-{
-	uint64_t v;
-
-	switch (opt) {
-	case OPT_SOCKET:
-		cfg->socket_path = arg;
-		return 0;
-	case OPT_DB:
-		cfg->db_path = arg;
-		return 0;
-	case OPT_LOG:
-		cfg->log_path = arg;
-		return 0;
-	case OPT_TTL:
-		if (parse_duration_ms(arg, &cfg->ttl_ms) != 0 || cfg->ttl_ms == 0)
-			return main_bad("--ttl", arg, "not a duration (24h, 90m, 7d)");
-		return 0;
-	case OPT_IDLE:
-		if (parse_duration_ms(arg, &cfg->idle_ms) != 0 || cfg->idle_ms == 0)
-			return main_bad("--idle-timeout", arg, "not a duration");
-		return 0;
-	case OPT_MAX_ENTRIES:
-		if (parse_u64(arg, &cfg->max_entries) != 0)
-			return main_bad("--max-entries", arg, "not a number");
-		return 0;
-	case OPT_MAX_CLIENTS:
-		if (parse_u64(arg, &v) != 0 || v == 0 || v > 1000000)
-			return main_bad("--max-clients", arg, "not in 1..1000000");
-		cfg->max_clients = (unsigned)v;
-		return 0;
-	case OPT_ALLOW_UID:
-	case OPT_ALLOW_GID:
-	case OPT_READONLY_UID:
-	case OPT_READONLY_GID:
-		return main_allow(cfg, opt, arg);
-	case OPT_SYNC:
-		if (strcmp(arg, "normal") != 0 && strcmp(arg, "full") != 0)
-			return main_bad("--sync", arg, "must be normal or full");
-		cfg->sync_full = strcmp(arg, "full") == 0;
-		return 0;
-	}
-	return -1;
-}
+/* The settings given as flags, applied after the file they beat. */
+struct main_flag {
+	int key;
+	const char *value;
+};
 
 /* 0 to run, 1 to exit 0 (help, version), -1 for a usage error. */
-static int main_parse(struct config *cfg, int argc, char **argv)
+static int main_parse(int argc, char **argv, struct main_flag *flags,
+    size_t *nflags, const char **config)
 {
 	int opt;
 
+	*nflags = 0;
 	while ((opt = getopt_long(argc, argv, "", main_options, NULL)) != -1) {
 		if (opt == OPT_HELP) {
 			fputs(main_usage, stdout);
@@ -190,14 +103,72 @@ static int main_parse(struct config *cfg, int argc, char **argv)
 			printf("tcached %s\n", TC_VERSION);
 			return 1;
 		}
-		if (opt == '?' || main_option(cfg, opt, optarg) != 0)
+		if (opt == '?')
 			return -1;
+		if (opt == OPT_CONFIG) {
+			*config = optarg;
+			continue;
+		}
+		flags[*nflags].key = opt;
+		flags[(*nflags)++].value = optarg;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tcached: unexpected argument %s\n", argv[optind]);
 		return -1;
 	}
 	return 0;
+}
+
+/* The flags' layer: a repeatable flag replaces the file's list. */
+static int main_apply_flags(struct config *cfg, const struct main_flag *flags,
+    size_t nflags)
+{
+	int seen[CONFIG_NKEYS] = { 0 };
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < nflags; i++) {
+		why = config_set(cfg, flags[i].key, flags[i].value,
+		    !seen[flags[i].key]);
+		if (why != NULL) {
+			fprintf(stderr, "tcached: --%s %s: %s\n",
+			    config_key_name(flags[i].key), flags[i].value, why);
+			return -1;
+		}
+		seen[flags[i].key] = 1;
+	}
+	return 0;
+}
+
+/* Defaults, then the file, the environment and the flags, each winning. */
+static int main_configure(struct config *cfg, int argc, char **argv)
+{
+	static char path[PATH_MAX];
+	struct main_flag *flags;
+	const char *config = NULL;
+	size_t nflags;
+	int rc;
+
+	if ((flags = calloc((size_t)argc, sizeof *flags)) == NULL) {
+		fputs("tcached: out of memory\n", stderr);
+		return -1;
+	}
+	rc = main_parse(argc, argv, flags, &nflags, &config);
+	if (rc == 0 && config != NULL && config[0] == '\0') {
+		fputs("tcached: --config: an empty path\n", stderr);
+		rc = -1;
+	}
+	if (rc == 0 && config == NULL)
+		config = config_default_path(path, sizeof path);
+	if (rc == 0 && config != NULL &&
+	    config_load(cfg, config, config != path) != 0)
+		rc = -2;
+	if (rc == 0) {
+		config_apply_env(cfg);
+		rc = main_apply_flags(cfg, flags, nflags);
+	}
+	free(flags);
+	return rc;
 }
 
 /* Descriptors besides the clients': the listener, the database and its
@@ -229,41 +200,45 @@ static void main_raise_fd_limit(unsigned max_clients)
 int main(int argc, char **argv)
 {
 	static char sock[PATH_MAX], db[PATH_MAX];
-	struct config cfg = {
-		.ttl_ms = SERVER_DEFAULT_TTL_MS,
-		.idle_ms = SERVER_DEFAULT_IDLE_MS,
-		.max_clients = SERVER_DEFAULT_MAX_CLIENTS,
-	};
+	struct config cfg;
 	struct server srv;
 	int rc;
 
-	if ((rc = main_parse(&cfg, argc, argv)) != 0) {
-		if (rc < 0)
-			fputs("usage: tcached [--socket PATH] [--db PATH] "
-			    "[--ttl DUR] ... (tcached --help)\n", stderr);
+	config_init(&cfg);
+	if ((rc = main_configure(&cfg, argc, argv)) != 0) {
+		if (rc == -1)
+			fputs("usage: tcached [--config FILE] [--socket PATH] "
+			    "[--db PATH] ... (tcached --help)\n", stderr);
+		config_free(&cfg);
 		return rc < 0 ? 2 : 0;
 	}
 	if (cfg.socket_path == NULL &&
 	    (cfg.socket_path = tc_default_socket(sock, sizeof sock)) == NULL) {
 		fputs("tcached: the default socket path is too long\n", stderr);
+		config_free(&cfg);
 		return 1;
 	}
 	if (cfg.db_path == NULL &&
 	    (cfg.db_path = tc_default_db(db, sizeof db)) == NULL) {
 		fputs("tcached: no database path: set --db, $TCACHE_DB or $HOME\n",
 		    stderr);
+		config_free(&cfg);
 		return 1;
 	}
 	if (log_open(cfg.log_path) != 0) {
 		fprintf(stderr, "tcached: cannot open log %s: %s\n",
 		    cfg.log_path, strerror(errno));
+		config_free(&cfg);
 		return 1;
 	}
+	if (cfg.config_path != NULL)
+		log_info("settings from %s", cfg.config_path);
 	main_raise_fd_limit(cfg.max_clients);
 	rc = server_init(&srv, &cfg) == 0 && server_run(&srv) == 0 ? 0 : 1;
 	server_free(&srv);
 	if (rc == 0)
 		log_info("stopped");
 	log_close();
+	config_free(&cfg);
 	return rc;
 }

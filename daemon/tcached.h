@@ -56,7 +56,29 @@ struct config {
 	size_t nreadonly_uid;
 	gid_t readonly_gid[SERVER_MAX_ALLOW];
 	size_t nreadonly_gid;
+	const char *config_path;	/* the file read, if any */
+	char *owned[8];			/* the file's text and paths */
+	size_t nowned;
 };
+
+/* config.c: the keys shared by the flags and tcached.conf(5). */
+enum {
+	CONFIG_SOCKET, CONFIG_DB, CONFIG_TTL, CONFIG_MAX_ENTRIES, CONFIG_IDLE,
+	CONFIG_MAX_CLIENTS, CONFIG_ALLOW_UID, CONFIG_ALLOW_GID,
+	CONFIG_READONLY_UID, CONFIG_READONLY_GID, CONFIG_SYNC, CONFIG_LOG,
+	CONFIG_NKEYS
+};
+
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+int config_key(const char *name);
+const char *config_key_name(int key);
+int config_key_repeatable(int key);
+const char *config_set(struct config *cfg, int key, const char *value,
+		       int fresh);
+void config_apply_env(struct config *cfg);
+char *config_default_path(char *buf, size_t len);
+int config_load(struct config *cfg, const char *path, int required);
 
 enum conn_state {
 	CONN_HELLO,		/* waiting for HELLO */

@@ -9,8 +9,7 @@
 _tcached()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    # --config (a file, as --log) joins these once tcached takes it.
-    local options='--socket --db --ttl --max-entries --idle-timeout
+    local options='--config --socket --db --ttl --max-entries --idle-timeout
         --max-clients --allow-uid --allow-gid --readonly-uid --readonly-gid
         --sync --log --version --help'
 
@@ -23,7 +22,7 @@ _tcached()
     fi
 
     case $prev in
-        --socket | --db | --log)
+        --config | --socket | --db | --log)
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$cur"))
             return 0 ;;

@@ -38,13 +38,17 @@ MAX_BATCH = 4096
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache_home(tmp_path_factory):
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    """The user's own memo and tcached.conf stay out of the tests."""
+    names = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+    old = {n: os.environ.get(n) for n in names}
+    for n in names:
+        os.environ[n] = str(tmp_path_factory.mktemp(n.lower()))
     yield
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+    for n in names:
+        if old[n] is None:
+            os.environ.pop(n, None)
+        else:
+            os.environ[n] = old[n]
 
 
 # Daemons started during the current test, for the failure report.
