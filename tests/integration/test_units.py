@@ -502,6 +502,7 @@ export HOME=/home/tctest XDG_RUNTIME_DIR=/run/user/$TC_UID
 mkdir -p $HOME/.config/systemd/user $XDG_RUNTIME_DIR
 chmod 700 $XDG_RUNTIME_DIR
 cp "$TC_UNITS"/* $HOME/.config/systemd/user/
+mkdir -p $HOME/.config/tcache && echo "ttl = 7d" > $HOME/.config/tcache/tcached.conf
 chown -R $TC_UID:$TC_GID $HOME $XDG_RUNTIME_DIR
 set +e
 as() { setpriv --reuid=$TC_UID --regid=$TC_GID --clear-groups "$@"; }
@@ -722,6 +723,7 @@ def test_units_under_a_user_manager(tmpbase):
     st = json.loads(js)
     assert st["socket"] == "/run/user/%d/tcache/tcached.sock" % uid
     assert st["db"] == "/home/tctest/.local/state/tcache/tcache.db"
+    assert st["ttl_ms"] == 7 * 86400 * 1000, "tcached.conf not read"
     assert str(st["pid"]) == got["main"], out
     # The sandbox is in place: namespaces of its own, no new privileges,
     # a seccomp filter, and / read-only.
