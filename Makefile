@@ -145,6 +145,7 @@ MANDIR     = $(DATADIR)/man
 BASHCOMPDIR = $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR  = $(DATADIR)/zsh/site-functions
 USERUNITDIR = $(PREFIX)/lib/systemd/user
+DOCDIR      = $(DATADIR)/doc/tcache
 # Optional parts, installed when present: man/NAME.SECTION;
 # contrib/completions/NAME.bash (as NAME) and _NAME or NAME.zsh (as _NAME);
 # contrib/systemd/*.service and *.socket (@BINDIR@ in them becomes BINDIR).
@@ -160,7 +161,8 @@ INSTALLED  = $(BINDIR)/tcached $(BINDIR)/tcache $(INCLUDEDIR)/tcache.h \
   $(foreach f,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $f))/$(notdir $f)) \
   $(foreach f,$(BASH_COMPS),$(BASHCOMPDIR)/$(basename $(notdir $f))) \
   $(foreach f,$(ZSH_COMPS),$(ZSHCOMPDIR)/_$(patsubst _%,%,$(basename $(notdir $f)))) \
-  $(foreach f,$(USER_UNITS),$(USERUNITDIR)/$(notdir $f))
+  $(foreach f,$(USER_UNITS),$(USERUNITDIR)/$(notdir $f)) \
+  $(DOCDIR)/tcached.conf.example
 # Relative to ${prefix} when under it, so that the .pc can be moved.
 PC_DIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
@@ -174,6 +176,8 @@ install: all
 	  $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(BUILD)/tcached $(BUILD)/tcache $(DESTDIR)$(BINDIR)/
 	install -m 644 client/tcache.h $(DESTDIR)$(INCLUDEDIR)/tcache.h
+	install -D -m 644 contrib/tcached.conf.example \
+	  $(DESTDIR)$(DOCDIR)/tcached.conf.example
 	install -m 644 $(BUILD)/libtcache.a $(DESTDIR)$(LIBDIR)/libtcache.a
 	install -m 755 $(BUILD)/libtcache.so \
 	  $(DESTDIR)$(LIBDIR)/libtcache.so.$(VERSION)

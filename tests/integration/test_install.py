@@ -88,6 +88,8 @@ def expected_files():
         p + "/lib/libtcache.so.%s" % SOVERSION: None,
         p + "/lib/libtcache.so": None,
         p + "/lib/pkgconfig/tcache.pc": None,
+        p + "/share/doc/tcache/tcached.conf.example":
+            os.path.join(REPO, "contrib", "tcached.conf.example"),
     }
     for f in glob.glob(os.path.join(REPO, "man", "*.[1-8]")):
         files["%s/share/man/man%s/%s" % (p, f[-1], os.path.basename(f))] = f
