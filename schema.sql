@@ -32,6 +32,10 @@ CREATE INDEX entries_flaky ON entries(flaky) WHERE flaky = 1;
 -- The entries of a set: invalidation through a set, and whether a set is
 -- still used.
 CREATE INDEX entries_inputset ON entries(inputset);
+-- STATS's slowest cached tests (SLOWEST): the longest passing entries
+-- first, one walk down this index however big the table.
+CREATE INDEX entries_slowest ON entries(duration_us)
+	WHERE outcome = 1 AND flaky = 0;
 
 -- A suite's tests mostly declare the same few hundred files: each distinct
 -- list of declared inputs (kinds 0, 2 and 3) is stored once.  hash is a
@@ -88,4 +92,14 @@ CREATE TABLE counters (
 	value INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 2;
+-- Hits, misses and time saved per calendar day of the daemon's local
+-- time (day: days since 1970-01-01 of the local date), for "today" and
+-- "last 7 days"; written with the counters, the last 400 days kept.
+CREATE TABLE days (
+	day           INTEGER PRIMARY KEY,
+	hits          INTEGER NOT NULL,
+	misses        INTEGER NOT NULL,
+	time_saved_us INTEGER NOT NULL
+);
+
+PRAGMA user_version = 3;

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -946,6 +947,34 @@ uint64_t tc_stats_get(const tc_stat *stats, size_t n, const char *name)
 		if (stats[i].name != NULL && strcmp(stats[i].name, name) == 0)
 			return stats[i].value;
 	return 0;
+}
+
+tc_status tc_slowest(tc_client *c, uint32_t n, tc_slow **out, size_t *nout)
+{
+	proto_msg m, r;
+	tc_status st;
+
+	*out = NULL;
+	*nout = 0;
+	if (n == 0 || n > TC_MAX_SLOWEST)
+		return client_fail(c, TC_EINVAL, "slowest: %" PRIu32 " is not "
+		    "in 1..%u", n, TC_MAX_SLOWEST);
+	memset(&m, 0, sizeof m);
+	m.type = PROTO_SLOWEST;
+	m.u.slowest.n = n;
+	if ((st = client_call(c, &m, &r)) != TC_OK)
+		return st;
+	*out = r.u.slowest_r.slow;
+	*nout = r.u.slowest_r.n;
+	r.u.slowest_r.slow = NULL;
+	r.u.slowest_r.n = 0;
+	proto_msg_free(&r);
+	return TC_OK;
+}
+
+void tc_slowest_free(tc_slow *s, size_t n)
+{
+	proto_slow_free(s, n);
 }
 
 /* A limit of 0, or over TC_MAX_LIST, asks for as many as a page holds. */

@@ -121,6 +121,15 @@ typedef struct tc_stat {
 	uint64_t value;
 } tc_stat;
 
+/* One of the slowest passing entries: the biggest savings of a hit. */
+typedef struct tc_slow {
+	char *project;
+	char *test;
+	uint64_t duration_us;		/* what a hit saves */
+	uint64_t hits;			/* since it was last recorded */
+	uint64_t saved_us;		/* duration_us * hits */
+} tc_slow;
+
 typedef struct tc_daemon_status {
 	char *version;
 	uint32_t pid;
@@ -194,6 +203,11 @@ tc_status tc_stats(tc_client *c, int reset, tc_stat **stats, size_t *n);
 void tc_stats_free(tc_stat *stats, size_t n);
 /* The value of the counter named name, 0 if absent. */
 uint64_t tc_stats_get(const tc_stat *stats, size_t n, const char *name);
+
+/* The n (1..100) slowest live, passing, non-flaky entries, slowest
+ * first; *nout may be fewer.  Free with tc_slowest_free. */
+tc_status tc_slowest(tc_client *c, uint32_t n, tc_slow **out, size_t *nout);
+void tc_slowest_free(tc_slow *s, size_t n);
 
 /* One page of entries; *next is the cursor for the next page, 0 at the end.
  * test_glob and path may be NULL. */

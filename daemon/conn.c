@@ -526,6 +526,25 @@ static void conn_explain(struct conn *c, const proto_msg *req)
 	proto_inputs_free(in, n);
 }
 
+static void conn_slowest(struct conn *c, const proto_msg *req)
+{
+	proto_msg m = { .type = PROTO_SLOWEST | PROTO_REPLY };
+	tc_slow *sl = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = store_slowest(c->srv->store, server_now_ms(), req->u.slowest.n,
+	    &sl, &n);
+	if (rc != STORE_OK) {
+		conn_store_error(c, rc);
+		return;
+	}
+	m.u.slowest_r.n = (uint32_t)n;
+	m.u.slowest_r.slow = sl;
+	conn_send(c, &m);
+	proto_slow_free(sl, n);
+}
+
 /* Input stays unread while the job runs, so replies keep their order. */
 static void conn_start_job(struct conn *c, enum conn_job job)
 {
@@ -596,6 +615,7 @@ static void conn_dispatch(struct conn *c, const proto_msg *m)
 	case PROTO_LIST:	conn_list(c, m); break;
 	case PROTO_EXPLAIN:	conn_explain(c, m); break;
 	case PROTO_GC:		conn_start_job(c, CONN_JOB_GC); break;
+	case PROTO_SLOWEST:	conn_slowest(c, m); break;
 	default:
 		/* A reply type sent to us: well formed, but not a request. */
 		conn_error(c, PROTO_E_UNKNOWN, "not a request type");

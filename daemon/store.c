@@ -8,7 +8,7 @@
  *
  * The counters of STATS live in memory and are written to the counters
  * table inside the group commit, so counting a lookup costs no write of its
- * own.  The number of entries is kept in memory too (count(*) is a scan).
+ * own; so do the figures of the current day (the days table).  The number of entries is kept in memory too (count(*) is a scan).
  */
 #include <sys/stat.h>
 
@@ -31,7 +31,7 @@
 #include "schema.h"
 
 /* The schema version schema.sql sets with PRAGMA user_version. */
-#define STORE_VERSION 2
+#define STORE_VERSION 3
 
 /* A file under this size is checked with PRAGMA quick_check at open; a
  * bigger one only by its first reads, to keep the daemon's start fast:
@@ -76,6 +76,16 @@
  * in memory up to this (set with the other SQLite settings, store_open).
  */
 #define STORE_STMTJRNL_BYTES (4 * 1024 * 1024)
+
+/* Days of the days table kept: a year and a bit, for "this week" and
+ * whatever a user graphs from it, bounded whatever the uptime. */
+#define STORE_DAYS_KEEP 400
+
+/* Index rows SLOWEST looks at, at most: expired entries still waiting for
+ * the sweep are skipped, and a walk past this many is cut short (the list
+ * is then shorter until the sweep catches up), so that a request never
+ * costs more than a few milliseconds however many have expired. */
+#define STORE_SLOWEST_SCAN 10000
 
 /* Page cache, in KiB (a negative cache_size is KiB). */
 #define STORE_CACHE_KIB 8192
@@ -135,6 +145,15 @@ static const char store_v1_to_v2[] =
 	"        (SELECT 1 FROM entries WHERE inputset = OLD.inputset); "
 	"END;";
 
+/* v2 -> v3: per-day figures, and the index of SLOWEST (built once, at
+ * the first start of this version: about a second a million entries). */
+static const char store_v2_to_v3[] =
+	"CREATE INDEX entries_slowest ON entries(duration_us) "
+	"    WHERE outcome = 1 AND flaky = 0;"
+	"CREATE TABLE days (day INTEGER PRIMARY KEY, "
+	"    hits INTEGER NOT NULL, misses INTEGER NOT NULL, "
+	"    time_saved_us INTEGER NOT NULL);";
+
 /*
  * store_migrations[v] upgrades a database of version v to v + 1, inside
  * the transaction that also sets the new user_version.  Version 0 is a new
@@ -143,6 +162,7 @@ static const char store_v1_to_v2[] =
 static const char *const store_migrations[STORE_VERSION] = {
 	NULL,
 	store_v1_to_v2,
+	store_v2_to_v3,
 };
 
 /* The counters of STATS that persist, in the order STATS lists them.  The
@@ -169,6 +189,15 @@ static const char *const store_counter_names[C__COUNT] = {
 	[C_INVALIDATED] = "invalidated",
 	[C_EVICTED] = "evicted",
 	[C_FLAKY_MARKED] = "flaky_marked",
+};
+
+/* What a day of the days table counts: the read counters, per day. */
+enum store_daily { D_HITS, D_MISSES, D_TIME_SAVED, D__COUNT };
+
+/* STATS's names for them, today and over the last 7 days (today too). */
+static const char *const store_daily_names[2][D__COUNT] = {
+	{ "hits_today", "misses_today", "time_saved_today_us" },
+	{ "hits_7d", "misses_7d", "time_saved_7d_us" },
 };
 
 /* The order STATS lists them in (PROTOCOL.md). */
@@ -226,6 +255,12 @@ enum store_stmt {
 	S_EXPLAIN,
 	S_FLAKY,
 	S_SIZE,
+	S_DAY_GET,
+	S_DAY_SET,
+	S_DAYS_RANGE,
+	S_DAYS_PRUNE,
+	S_DAYS_CLEAR,
+	S_SLOWEST,
 	S__COUNT
 };
 
@@ -311,6 +346,19 @@ static const char *const store_sql[S__COUNT] = {
 	[S_FLAKY] = "SELECT count(*) FROM entries WHERE flaky = 1",
 	[S_SIZE] = "SELECT page_count * page_size "
 	    "FROM pragma_page_count(), pragma_page_size()",
+	[S_DAY_GET] = "SELECT hits, misses, time_saved_us FROM days "
+	    "WHERE day = ?1",
+	[S_DAY_SET] = "INSERT OR REPLACE INTO days(day, hits, misses, "
+	    "time_saved_us) VALUES (?1, ?2, ?3, ?4)",
+	[S_DAYS_RANGE] = "SELECT day, hits, misses, time_saved_us FROM days "
+	    "WHERE day > ?1 AND day <= ?2",
+	[S_DAYS_PRUNE] = "DELETE FROM days WHERE day <= ?1",
+	[S_DAYS_CLEAR] = "DELETE FROM days",
+	/* Down entries_slowest, whose WHERE this repeats; the caller skips
+	 * the expired and stops (STORE_SLOWEST_SCAN). */
+	[S_SLOWEST] = "SELECT id, project, test, duration_us, hits, expires "
+	    "FROM entries WHERE outcome = 1 AND flaky = 0 "
+	    "ORDER BY duration_us DESC, id DESC",
 };
 
 /* A path filter turned into the three bounds of STORE_UNDER. */
@@ -349,6 +397,14 @@ struct store_ckpt {
 					   WAL, and of them in the database */
 };
 
+/* One day's figures in memory, as they will be written to its row. */
+struct store_day {
+	int used;
+	int dirty;			/* not yet committed */
+	int64_t day;			/* local date, days since 1970-01-01 */
+	uint64_t v[D__COUNT];
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
@@ -369,6 +425,13 @@ struct store {
 	uint64_t entries;
 	uint64_t counters[C__COUNT];
 	int dirty;			/* counters not yet written */
+	/* days[0] is today, from day_lo_ms to day_hi_ms (Unix ms); days[1]
+	 * the day before the last change of day, until it is committed (the
+	 * sweep's transaction each second commits it). */
+	struct store_day days[2];
+	int64_t day_lo_ms, day_hi_ms;
+	int days_clear;			/* a reset: the table goes at the save */
+	int days_prune;			/* the day changed: drop the oldest */
 	/* Hits outside a transaction, applied by the next store_begin, so
 	 * that a lookup costs no write of its own (store_touch). */
 	struct store_touched { int64_t id; uint64_t ms, n; }
@@ -703,6 +766,209 @@ static int store_version(struct store *s, int64_t *version, int *refused,
 	return ATTACH_OK;
 }
 
+/* --- the days table --- */
+
+/*
+ * The local calendar day of t_ms, as days since 1970-01-01 of the local
+ * date, and the Unix ms at which it begins and ends (23 or 25 hours apart
+ * across a change of daylight saving time).  -1 when the C library cannot
+ * say.
+ */
+static int store_day_of(int64_t t_ms, int64_t *day, int64_t *lo,
+    int64_t *hi)
+{
+	time_t t = (time_t)(t_ms / 1000), start, end;
+	struct tm tm, date, midnight;
+
+	if (localtime_r(&t, &tm) == NULL)
+		return -1;
+	/* The date read as a UTC midnight: a day number that no zone's
+	 * rules (nor a change of them) can shift. */
+	memset(&date, 0, sizeof date);
+	date.tm_year = tm.tm_year;
+	date.tm_mon = tm.tm_mon;
+	date.tm_mday = tm.tm_mday;
+	if ((start = timegm(&date)) == (time_t)-1)
+		return -1;
+	*day = (int64_t)start / 86400;
+	midnight = date;
+	midnight.tm_isdst = -1;
+	start = mktime(&midnight);
+	midnight = date;
+	midnight.tm_mday++;
+	midnight.tm_isdst = -1;
+	end = mktime(&midnight);
+	if (start == (time_t)-1 || end == (time_t)-1 || end <= start ||
+	    t < start || t >= end)
+		return -1;
+	*lo = (int64_t)start * 1000;
+	*hi = (int64_t)end * 1000;
+	return 0;
+}
+
+/* A day's row, zeros when it has none.  An error leaves zeros too: the
+ * figures of a day are worth no failed lookup. */
+static void store_day_load(struct store *s, struct store_day *d)
+{
+	sqlite3_stmt *st = s->st[S_DAY_GET];
+
+	memset(d->v, 0, sizeof d->v);
+	if (sqlite3_bind_int64(st, 1, d->day) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		d->v[D_HITS] = store_u64(st, 0);
+		d->v[D_MISSES] = store_u64(st, 1);
+		d->v[D_TIME_SAVED] = store_u64(st, 2);
+	}
+	store_done(st);
+}
+
+/*
+ * Makes days[0] the day of now_ms: a comparison while the day lasts.  The
+ * day that ends stays in days[1] until a commit writes it; a second change
+ * of day before any commit (the sweep commits every second) would lose
+ * it.  A clock set back to that day takes it back.
+ */
+static void store_day_roll(struct store *s, uint64_t now_ms)
+{
+	int64_t now = store_i64(now_ms), day, lo, hi;
+	struct store_day d;
+
+	if (s->days[0].used && now >= s->day_lo_ms && now < s->day_hi_ms)
+		return;
+	if (store_day_of(now, &day, &lo, &hi) == -1) {
+		/* No local time: the day goes on, asked again in a minute. */
+		day = s->days[0].used ? s->days[0].day : now / 86400000;
+		lo = now;
+		hi = now + 60 * 1000;
+	}
+	s->day_lo_ms = lo;
+	s->day_hi_ms = hi;
+	if (s->days[0].used && s->days[0].day == day)
+		return;
+	s->days_prune = 1;
+	if (s->days[1].used && s->days[1].day == day) {
+		d = s->days[0];
+		s->days[0] = s->days[1];
+		s->days[1] = d;
+		return;
+	}
+	if (s->days[0].used)
+		s->days[1] = s->days[0];
+	memset(&s->days[0], 0, sizeof s->days[0]);
+	s->days[0].used = 1;
+	s->days[0].day = day;
+	if (!s->days_clear)	/* a reset not yet committed: the rows go */
+		store_day_load(s, &s->days[0]);
+}
+
+static void store_day_count(struct store *s, uint64_t now_ms, int hit,
+    uint64_t dur)
+{
+	struct store_day *d;
+
+	store_day_roll(s, now_ms);
+	d = &s->days[0];
+	if (hit) {
+		d->v[D_HITS]++;
+		d->v[D_TIME_SAVED] += dur;
+	} else
+		d->v[D_MISSES]++;
+	d->dirty = 1;
+}
+
+/* With the counters, inside the transaction: what a reset or a change of
+ * day asks for, then the days that counted since the last commit. */
+static int store_days_save(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_DAY_SET];
+	struct store_day *d;
+	int rc;
+
+	if (s->days_clear && (rc = store_run(s, S_DAYS_CLEAR)) != STORE_OK)
+		return rc;
+	if (s->days_prune && s->days[0].used) {
+		if ((rc = sqlite3_bind_int64(s->st[S_DAYS_PRUNE], 1,
+		    s->days[0].day - STORE_DAYS_KEEP)) != SQLITE_OK) {
+			rc = store_fail(s, rc, "pruning the days");
+			store_done(s->st[S_DAYS_PRUNE]);
+			return rc;
+		}
+		if ((rc = store_run(s, S_DAYS_PRUNE)) != STORE_OK)
+			return rc;
+	}
+	for (int i = 0; i < 2; i++) {
+		d = &s->days[i];
+		if (!d->used || !d->dirty)
+			continue;
+		if ((rc = sqlite3_bind_int64(st, 1, d->day)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(st, 2,
+		    store_i64(d->v[D_HITS]))) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(st, 3,
+		    store_i64(d->v[D_MISSES]))) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(st, 4,
+		    store_i64(d->v[D_TIME_SAVED]))) != SQLITE_OK) {
+			rc = store_fail(s, rc, "saving a day");
+			store_done(st);
+			return rc;
+		}
+		if ((rc = store_run(s, S_DAY_SET)) != STORE_OK)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+/* A commit wrote what store_days_save wrote. */
+static void store_days_saved(struct store *s)
+{
+	s->days_clear = s->days_prune = 0;
+	s->days[0].dirty = s->days[1].dirty = 0;
+}
+
+/* Today's figures (out[0]) and the last 7 days' with today (out[1]): the
+ * days in memory, and the rows of the others (7 at most). */
+static int store_days_sum(struct store *s, uint64_t now_ms,
+    uint64_t out[2][D__COUNT])
+{
+	sqlite3_stmt *st = s->st[S_DAYS_RANGE];
+	int64_t today, day;
+	int rc, mem;
+
+	store_day_roll(s, now_ms);
+	memset(out, 0, 2 * sizeof out[0]);
+	today = s->days[0].day;
+	for (int i = 0; i < 2; i++) {
+		if (!s->days[i].used || s->days[i].day <= today - 7 ||
+		    s->days[i].day > today)
+			continue;
+		for (int k = 0; k < D__COUNT; k++) {
+			out[1][k] += s->days[i].v[k];
+			if (i == 0)
+				out[0][k] += s->days[i].v[k];
+		}
+	}
+	if (s->days_clear)
+		return STORE_OK;
+	if ((rc = sqlite3_bind_int64(st, 1, today - 7)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, today)) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		day = sqlite3_column_int64(st, 0);
+		mem = 0;
+		for (int i = 0; i < 2; i++)
+			mem |= s->days[i].used && s->days[i].day == day;
+		for (int k = 0; !mem && k < D__COUNT; k++)
+			out[1][k] += store_u64(st, 1 + k);
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	store_done(st);
+	return STORE_OK;
+fail:
+	rc = store_fail(s, rc, "reading the days");
+	store_done(st);
+	return rc;
+}
+
 /* The first reads of an opened database, which also find damage. */
 static int store_load(struct store *s, char *err, size_t errlen)
 {
@@ -726,6 +992,10 @@ static int store_load(struct store *s, char *err, size_t errlen)
 		store_errf(err, errlen, "%s: %s", s->path, s->msg);
 		return rc == STORE_ECORRUPT ? ATTACH_DAMAGED : ATTACH_FAIL;
 	}
+	/* Today's row, read again at the first count or STATS. */
+	memset(s->days, 0, sizeof s->days);
+	s->days_clear = 0;
+	s->days_prune = 0;
 	return ATTACH_OK;
 }
 
@@ -1150,16 +1420,21 @@ int store_open(struct store **out, const struct store_config *cfg,
 int store_recover(struct store *s, char *err, size_t errlen)
 {
 	uint64_t keep[C__COUNT];
+	struct store_day days[2];
 	int rc;
 
 	if (errlen > 0)
 		err[0] = '\0';
 	/* The counters describe the daemon's work, not the file's: they
-	 * survive the file. */
+	 * survive the file, and so do the days in memory. */
 	memcpy(keep, s->counters, sizeof keep);
+	memcpy(days, s->days, sizeof days);
 	if ((rc = store_reattach(s, s->msg, err, errlen)) != STORE_OK)
 		return rc;
 	memcpy(s->counters, keep, sizeof keep);
+	memcpy(s->days, days, sizeof days);
+	s->days[0].dirty = s->days[0].used;
+	s->days[1].dirty = s->days[1].used;
 	s->dirty = 1;
 	return STORE_OK;
 }
@@ -1331,12 +1606,12 @@ static int store_save_counters(struct store *s)
 		if ((rc = store_run(s, S_COUNTER_SET)) != STORE_OK)
 			return rc;
 	}
-	return STORE_OK;
+	return store_days_save(s);
 }
 
 int store_commit(struct store *s)
 {
-	int rc;
+	int rc, saved = s->dirty;
 
 	if (!s->in_txn)
 		return STORE_OK;
@@ -1346,6 +1621,8 @@ int store_commit(struct store *s)
 		return rc;
 	s->in_txn = s->in_savepoint = 0;
 	s->dirty = 0;
+	if (saved)
+		store_days_saved(s);
 	return STORE_OK;
 }
 
@@ -1520,13 +1797,15 @@ static int store_row_entry(sqlite3_stmt *st, tc_entry *e)
 
 /* --- lookup and record --- */
 
-static void store_count_lookup(struct store *s, int hit, uint64_t dur)
+static void store_count_lookup(struct store *s, uint64_t now_ms, int hit,
+    uint64_t dur)
 {
 	if (hit) {
 		s->counters[C_HITS]++;
 		s->counters[C_TIME_SAVED] += dur;
 	} else
 		s->counters[C_MISSES]++;
+	store_day_count(s, now_ms, hit, dur);
 	s->dirty = 1;
 }
 
@@ -1720,7 +1999,7 @@ int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
 		goto fail;
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
 		store_done(st);
-		store_count_lookup(s, 0, 0);
+		store_count_lookup(s, now_ms, 0, 0);
 		return STORE_OK;
 	}
 	if (rc != SQLITE_ROW)
@@ -1746,7 +2025,7 @@ int store_lookup(struct store *s, const uint8_t key[TC_DIGEST_BYTES],
 	store_done(st);
 	res->found = 1;
 	hit = res->outcome == TC_PASS && !res->flaky;
-	store_count_lookup(s, hit, res->duration_us);
+	store_count_lookup(s, now_ms, hit, res->duration_us);
 	if (hit && (rc = store_touch(s, id, now_ms)) != STORE_OK) {
 		proto_result_clear(res);
 		memset(res, 0, sizeof *res);
@@ -2616,38 +2895,53 @@ static int store_db_bytes(struct store *s, uint64_t *bytes)
 
 int store_stats(struct store *s, tc_stat **out, size_t *n)
 {
-	enum { LIVE = 3 };
+	enum { LIVE = 3, DAYS = 2 * D__COUNT, ALL = C__COUNT + LIVE + DAYS };
 	static const char *const live[LIVE] = { "entries", "flaky_entries",
 	    "db_bytes" };
-	uint64_t v[LIVE];
+	uint64_t v[LIVE], days[2][D__COUNT];
+	struct timespec ts;
 	tc_stat *st;
-	size_t i;
+	const char *name;
+	uint64_t value;
+	size_t i, k;
 	int rc;
 
+	_Static_assert(ALL + 1 <= TC_MAX_STATS, "STATS, uptime_ms too, fits");
 	*out = NULL;
 	*n = 0;
 	v[0] = s->entries;
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1) {
+		store_errf(s->msg, sizeof s->msg, "clock_gettime: %s",
+		    strerror(errno));
+		return STORE_EFAIL;
+	}
 	if ((rc = store_count(s, S_FLAKY, &v[1])) != STORE_OK ||
-	    (rc = store_db_bytes(s, &v[2])) != STORE_OK)
+	    (rc = store_db_bytes(s, &v[2])) != STORE_OK ||
+	    (rc = store_days_sum(s, (uint64_t)ts.tv_sec * 1000 +
+	    (uint64_t)ts.tv_nsec / 1000000, days)) != STORE_OK)
 		return rc;
-	if ((st = calloc(C__COUNT + LIVE, sizeof *st)) == NULL)
+	if ((st = calloc(ALL, sizeof *st)) == NULL)
 		goto nomem;
-	for (i = 0; i < C__COUNT + LIVE; i++) {
+	for (i = 0; i < ALL; i++) {
 		if (i < C__COUNT) {
-			st[i].name = strdup(store_counter_names[
-			    store_stats_order[i]]);
-			st[i].value = s->counters[store_stats_order[i]];
+			name = store_counter_names[store_stats_order[i]];
+			value = s->counters[store_stats_order[i]];
+		} else if (i < C__COUNT + LIVE) {
+			name = live[i - C__COUNT];
+			value = v[i - C__COUNT];
 		} else {
-			st[i].name = strdup(live[i - C__COUNT]);
-			st[i].value = v[i - C__COUNT];
+			k = i - C__COUNT - LIVE;
+			name = store_daily_names[k / D__COUNT][k % D__COUNT];
+			value = days[k / D__COUNT][k % D__COUNT];
 		}
-		if (st[i].name == NULL) {
+		st[i].value = value;
+		if ((st[i].name = strdup(name)) == NULL) {
 			proto_stats_free(st, i);
 			goto nomem;
 		}
 	}
 	*out = st;
-	*n = C__COUNT + LIVE;
+	*n = ALL;
 	return STORE_OK;
 nomem:
 	store_errf(s->msg, sizeof s->msg, "out of memory");
@@ -2657,6 +2951,72 @@ nomem:
 void store_stats_reset(struct store *s)
 {
 	memset(s->counters, 0, sizeof s->counters);
+	for (int i = 0; i < 2; i++) {
+		memset(s->days[i].v, 0, sizeof s->days[i].v);
+		s->days[i].dirty = 0;
+	}
+	s->days[1].used = 0;
+	s->days_clear = 1;
 	s->dirty = 1;
 	s->txn_reset = 1;
+}
+
+/* Hits of entry id counted in memory and not yet written. */
+static uint64_t store_touch_pending(struct store *s, int64_t id)
+{
+	uint64_t n = 0;
+
+	if (s->ntouched == 0 || id > s->touched_max)
+		return 0;
+	for (size_t i = store_touch_find(s, id);
+	    i < s->ntouched && s->touched[i].id == id; i++)
+		n += s->touched[i].n;
+	return n;
+}
+
+int store_slowest(struct store *s, uint64_t now_ms, uint32_t limit,
+    tc_slow **out, size_t *n)
+{
+	sqlite3_stmt *st = s->st[S_SLOWEST];
+	tc_slow *sl;
+	size_t len = 0;
+	unsigned seen = 0;
+	int rc = SQLITE_DONE;
+
+	*out = NULL;
+	*n = 0;
+	if (limit > TC_MAX_SLOWEST)
+		limit = TC_MAX_SLOWEST;
+	if ((sl = calloc(limit ? limit : 1, sizeof *sl)) == NULL) {
+		store_errf(s->msg, sizeof s->msg, "out of memory");
+		return STORE_ENOMEM;
+	}
+	while (len < limit && seen++ < STORE_SLOWEST_SCAN &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (store_u64(st, 5) <= now_ms)
+			continue;	/* expired, not yet swept */
+		sl[len].duration_us = store_u64(st, 3);
+		sl[len].hits = store_u64(st, 4) +
+		    store_touch_pending(s, sqlite3_column_int64(st, 0));
+		sl[len].saved_us = sl[len].hits != 0 && sl[len].duration_us >
+		    UINT64_MAX / sl[len].hits ? UINT64_MAX :
+		    sl[len].duration_us * sl[len].hits;
+		sl[len].project = store_text(st, 1);
+		sl[len].test = store_text(st, 2);
+		len++;
+		if (sl[len - 1].project == NULL || sl[len - 1].test == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = store_fail(s, rc, "slowest");
+		store_done(st);
+		proto_slow_free(sl, len);
+		return rc;
+	}
+	store_done(st);
+	*out = sl;
+	*n = len;
+	return STORE_OK;
 }

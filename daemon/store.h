@@ -149,10 +149,19 @@ int store_explain(struct store *s, const char *project, const char *test,
 		  int *found, tc_entry *entry, tc_input **inputs,
 		  size_t *ninputs);
 
-/* Counters (PROTOCOL.md, STATS) but uptime_ms, which the daemon adds.
+/* Counters (PROTOCOL.md, STATS) but uptime_ms, which the daemon adds;
+ * the _today and _7d figures are of the local day of the real-time clock.
  * *out is malloc'd: proto_stats_free. */
 int store_stats(struct store *s, tc_stat **out, size_t *n);
-/* Zeroes the persisted counters (committed with the next transaction). */
+/* Zeroes the persisted counters and the days (committed with the next
+ * transaction). */
 void store_stats_reset(struct store *s);
+
+/* The limit (1..TC_MAX_SLOWEST) slowest entries live at now_ms, passing
+ * and not flaky, slowest first: a walk down an index that looks at no more
+ * than 10,000 rows, so it may return fewer while many expired entries wait
+ * for the sweep.  Free with proto_slow_free. */
+int store_slowest(struct store *s, uint64_t now_ms, uint32_t limit,
+		  tc_slow **out, size_t *n);
 
 #endif

@@ -13,7 +13,7 @@
  * Decisions the contract leaves open:
  * - Encoding a value out of its range (an outcome outside 1..4, an input
  *   kind outside 0..3, a LIST limit outside 1..TC_MAX_LIST, a NULL list with
- *   a count) is PROTO_E_LIMIT, like a string over its limit; an unknown type
+ *   a count, a SLOWEST n outside 1..TC_MAX_SLOWEST) is PROTO_E_LIMIT, like a string over its limit; an unknown type
  *   is PROTO_E_UNKNOWN.  NULL strings encode as "".
  * - An ERROR reply's message is cut to TC_MAX_MESSAGE rather than refused,
  *   so that an error can always be sent.
@@ -40,6 +40,7 @@ _Static_assert(TC_MAX_PATTERN <= TC_MAX_PATH, "an invalidate arg is a path or a 
 #define WIRE_STATUS	1
 #define WIRE_STAT	(4 + 8)
 #define WIRE_ENTRY	(8 + TC_DIGEST_LEN + 4 + 4 + 4 + 1 + 1 + 5 * 8 + 4)
+#define WIRE_SLOW	(4 + 4 + 3 * 8)
 
 /* First allocation of a proto_buf: a HELLO or a LOOKUP of a few keys. */
 #define BUF_MIN 256u
@@ -356,6 +357,22 @@ static void enc_explain_r(struct enc *w, const proto_msg *m)
 	enc_inputs(w, m->u.explain_r.inputs, m->u.explain_r.ninputs);
 }
 
+static void enc_slowest_r(struct enc *w, const proto_msg *m)
+{
+	uint32_t n = m->u.slowest_r.n;
+	const tc_slow *sl = m->u.slowest_r.slow;
+
+	if (!put_count(w, n, TC_MAX_SLOWEST, sl))
+		return;
+	for (uint32_t i = 0; i < n && w->err == 0; i++) {
+		put_str(w, sl[i].project, TC_MAX_NAME);
+		put_str(w, sl[i].test, TC_MAX_TEST);
+		put_u64(w, sl[i].duration_us);
+		put_u64(w, sl[i].hits);
+		put_u64(w, sl[i].saved_us);
+	}
+}
+
 static void enc_error(struct enc *w, const proto_msg *m)
 {
 	const char *s = m->u.error.message != NULL ? m->u.error.message : "";
@@ -419,6 +436,14 @@ static void enc_body(struct enc *w, const proto_msg *m)
 		break;
 	case PROTO_GC | PROTO_REPLY:
 		put_u64(w, m->u.gc_r.removed);
+		break;
+	case PROTO_SLOWEST:
+		if (m->u.slowest.n == 0 || m->u.slowest.n > TC_MAX_SLOWEST)
+			enc_fail(w, PROTO_E_LIMIT);
+		put_u32(w, m->u.slowest.n);
+		break;
+	case PROTO_SLOWEST | PROTO_REPLY:
+		enc_slowest_r(w, m);
 		break;
 	case PROTO_ERROR:
 		enc_error(w, m);
@@ -796,6 +821,24 @@ static void dec_explain_r(struct dec *d, proto_msg *m)
 	m->u.explain_r.inputs = get_inputs(d, &m->u.explain_r.ninputs);
 }
 
+static void dec_slowest_r(struct dec *d, proto_msg *m)
+{
+	uint32_t n = get_count(d, TC_MAX_SLOWEST, WIRE_SLOW, "slowest");
+	tc_slow *sl = get_array(d, n, sizeof(*sl), "slowest");
+
+	if (sl == NULL)
+		return;
+	m->u.slowest_r.slow = sl;
+	m->u.slowest_r.n = n;
+	for (uint32_t i = 0; i < n && d->err == 0; i++) {
+		sl[i].project = get_str(d, TC_MAX_NAME, "project");
+		sl[i].test = get_str(d, TC_MAX_TEST, "test");
+		sl[i].duration_us = get_u64(d, "duration");
+		sl[i].hits = get_u64(d, "hits");
+		sl[i].saved_us = get_u64(d, "saved");
+	}
+}
+
 static void dec_error(struct dec *d, proto_msg *m)
 {
 	m->u.error.code = (uint16_t)get_uint(d, 2, "code");
@@ -857,6 +900,17 @@ static void dec_body(struct dec *d, proto_msg *m)
 		break;
 	case PROTO_GC | PROTO_REPLY:
 		m->u.gc_r.removed = get_u64(d, "removed");
+		break;
+	case PROTO_SLOWEST:
+		/* As LIST's limit: 0 asks for nothing, over the cap is LIMIT. */
+		m->u.slowest.n = get_u32(d, "n");
+		if (d->err == 0 && m->u.slowest.n == 0)
+			dec_fail(d, PROTO_E_MALFORMED, "n", "zero");
+		if (d->err == 0 && m->u.slowest.n > TC_MAX_SLOWEST)
+			dec_fail(d, PROTO_E_LIMIT, "n", "over its limit");
+		break;
+	case PROTO_SLOWEST | PROTO_REPLY:
+		dec_slowest_r(d, m);
 		break;
 	case PROTO_ERROR:
 		dec_error(d, m);
@@ -977,6 +1031,9 @@ void proto_msg_free(proto_msg *m)
 		proto_inputs_free(m->u.explain_r.inputs,
 		    m->u.explain_r.ninputs);
 		break;
+	case PROTO_SLOWEST | PROTO_REPLY:
+		proto_slow_free(m->u.slowest_r.slow, m->u.slowest_r.n);
+		break;
 	case PROTO_ERROR:
 		free((void *)m->u.error.message);
 		break;
@@ -995,7 +1052,8 @@ static const char *const proto_type_names[] = {
 	[PROTO_STATS] = "STATS",
 	[PROTO_LIST] = "LIST",
 	[PROTO_EXPLAIN] = "EXPLAIN",
-	[PROTO_GC] = "GC"
+	[PROTO_GC] = "GC",
+	[PROTO_SLOWEST] = "SLOWEST"
 };
 
 static const char *const proto_reply_names[] = {
@@ -1007,7 +1065,8 @@ static const char *const proto_reply_names[] = {
 	[PROTO_STATS] = "STATS reply",
 	[PROTO_LIST] = "LIST reply",
 	[PROTO_EXPLAIN] = "EXPLAIN reply",
-	[PROTO_GC] = "GC reply"
+	[PROTO_GC] = "GC reply",
+	[PROTO_SLOWEST] = "SLOWEST reply"
 };
 
 #define NAMES_LEN (sizeof(proto_type_names) / sizeof(proto_type_names[0]))

@@ -46,6 +46,9 @@
 /* Counters in one STATS reply. */
 #define TC_MAX_STATS 64u
 
+/* Entries in one SLOWEST reply: a screenful of the biggest savings. */
+#define TC_MAX_SLOWEST 100u
+
 /* Digest and key length: BLAKE2b-256. */
 #define TC_DIGEST_LEN 32u
 

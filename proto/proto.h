@@ -22,6 +22,7 @@ enum proto_type {
 	PROTO_LIST = 0x07,
 	PROTO_EXPLAIN = 0x08,
 	PROTO_GC = 0x09,
+	PROTO_SLOWEST = 0x0a,
 	PROTO_REPLY = 0x80,	/* a reply's type is its request's | PROTO_REPLY */
 	PROTO_ERROR = 0xff
 };
@@ -82,6 +83,8 @@ typedef struct proto_msg {
 			tc_input *inputs;
 		} explain_r;
 		struct { uint64_t removed; } gc_r;
+		struct { uint32_t n; } slowest;
+		struct { uint32_t n; tc_slow *slow; } slowest_r;
 		struct { uint16_t code; const char *message; } error;
 	} u;
 } proto_msg;
@@ -126,6 +129,7 @@ void proto_entry_clear(tc_entry *e);
 void proto_entries_free(tc_entry *e, size_t n);
 void proto_inputs_free(tc_input *in, size_t n);
 void proto_stats_free(tc_stat *st, size_t n);
+void proto_slow_free(tc_slow *s, size_t n);
 
 const char *proto_type_name(int type);
 const char *proto_err_name(int code);

@@ -48,3 +48,14 @@ void proto_stats_free(tc_stat *st, size_t n)
 		free(st[i].name);
 	free(st);
 }
+
+void proto_slow_free(tc_slow *s, size_t n)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].project);
+		free(s[i].test);
+	}
+	free(s);
+}

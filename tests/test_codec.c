@@ -36,10 +36,11 @@ static tc_record s_records[2];
 static tc_result s_results[3];
 static tc_entry s_entries[2];
 static tc_stat s_stats[3];
+static tc_slow s_slow[2];
 static uint8_t s_keys[3][TC_DIGEST_LEN];
 static uint8_t s_status[3] = { TC_STORED, TC_STORED_FLAKY, TC_STORED };
 
-static proto_msg samples[32];
+static proto_msg samples[40];
 static size_t nsamples;
 
 static void fill_digest(uint8_t *d, unsigned seed)
@@ -133,6 +134,10 @@ static void make_entries(void)
 	s_stats[0] = (tc_stat){ "hits", 10 };
 	s_stats[1] = (tc_stat){ "time_saved_us", UINT64_MAX };
 	s_stats[2] = (tc_stat){ name_max, 0 };
+	s_slow[0] = (tc_slow){ "", "tests/test_a.py::test_slow", 90000000,
+	    3, 270000000 };
+	s_slow[1] = (tc_slow){ name_max, test_max, UINT64_MAX, UINT64_MAX,
+	    UINT64_MAX };
 	for (unsigned i = 0; i < NELEM(s_keys); i++)
 		fill_digest(s_keys[i], 20 + i);
 }
@@ -176,6 +181,10 @@ static void make_requests(void)
 	m->u.explain.project = "";
 	m->u.explain.test = test_max;
 	add(PROTO_GC);
+	m = add(PROTO_SLOWEST);
+	m->u.slowest.n = 10;
+	m = add(PROTO_SLOWEST);
+	m->u.slowest.n = TC_MAX_SLOWEST;
 }
 
 static void make_replies(void)
@@ -214,6 +223,10 @@ static void make_replies(void)
 	add(PROTO_EXPLAIN | PROTO_REPLY);
 	m = add(PROTO_GC | PROTO_REPLY);
 	m->u.gc_r.removed = 5;
+	m = add(PROTO_SLOWEST | PROTO_REPLY);
+	m->u.slowest_r.n = NELEM(s_slow);
+	m->u.slowest_r.slow = s_slow;
+	add(PROTO_SLOWEST | PROTO_REPLY);
 	m = add(PROTO_ERROR);
 	m->u.error.code = PROTO_E_LIMIT;
 	m->u.error.message = "test id over 4096 bytes";
@@ -363,6 +376,19 @@ static void lists_eq(const proto_msg *want, const proto_msg *got)
 			    &got->u.list_r.entries[i]);
 		assert_true(want->u.list_r.next == got->u.list_r.next);
 		break;
+	case PROTO_SLOWEST | PROTO_REPLY:
+		assert_int_equal(want->u.slowest_r.n, got->u.slowest_r.n);
+		for (uint32_t i = 0; i < want->u.slowest_r.n; i++) {
+			const tc_slow *w = &want->u.slowest_r.slow[i];
+			const tc_slow *g = &got->u.slowest_r.slow[i];
+
+			str_eq(w->project, g->project);
+			str_eq(w->test, g->test);
+			assert_true(w->duration_us == g->duration_us);
+			assert_true(w->hits == g->hits);
+			assert_true(w->saved_us == g->saved_us);
+		}
+		break;
 	default:
 		fail_msg("no list in type 0x%02x", want->type);
 	}
@@ -424,6 +450,9 @@ static void msg_eq(const proto_msg *want, const proto_msg *got)
 		break;
 	case PROTO_GC | PROTO_REPLY:
 		assert_true(want->u.gc_r.removed == got->u.gc_r.removed);
+		break;
+	case PROTO_SLOWEST:
+		assert_int_equal(want->u.slowest.n, got->u.slowest.n);
 		break;
 	case PROTO_ERROR:
 		assert_int_equal(want->u.error.code, got->u.error.code);
@@ -619,7 +648,7 @@ static void bb_expect(struct bb *b, int want)
 static void test_empty_and_unknown(void **state)
 {
 	static const uint8_t unknown[] = {
-		0x00, 0x0a, 0x10, 0x7f, 0x80, 0x8a, 0x90, 0xfe
+		0x00, 0x0b, 0x10, 0x7f, 0x80, 0x8b, 0x90, 0xfe
 	};
 	proto_msg m;
 	char why[64];
@@ -843,6 +872,29 @@ static void test_counts(void **state)
 	bb_expect(&b, PROTO_OK);
 	bb_list(&b, TC_MAX_LIST + 1);
 	bb_expect(&b, PROTO_E_LIMIT);
+
+	/* SLOWEST n: 1..TC_MAX_SLOWEST, as LIST's limit. */
+	static const struct { uint32_t n; int want; } slowest[] = {
+		{ 0, PROTO_E_MALFORMED }, { 1, PROTO_OK },
+		{ TC_MAX_SLOWEST, PROTO_OK },
+		{ TC_MAX_SLOWEST + 1, PROTO_E_LIMIT },
+		{ UINT32_MAX, PROTO_E_LIMIT },
+	};
+	for (size_t i = 0; i < NELEM(slowest); i++) {
+		bb_start(&b, PROTO_SLOWEST);
+		bb_uint(&b, slowest[i].n, 4);
+		bb_expect(&b, slowest[i].want);
+	}
+	bb_start(&b, PROTO_SLOWEST | PROTO_REPLY);
+	bb_uint(&b, TC_MAX_SLOWEST + 1, 4);
+	bb_expect(&b, PROTO_E_LIMIT);
+	/* A project over its 256 bytes in a reply. */
+	bb_start(&b, PROTO_SLOWEST | PROTO_REPLY);
+	bb_uint(&b, 1, 4);
+	bb_str(&b, TC_MAX_NAME + 1, 'p');
+	bb_str(&b, 1, 't');
+	bb_fill(&b, 0, 3 * 8);
+	bb_expect(&b, PROTO_E_LIMIT);
 }
 
 /*
@@ -862,6 +914,7 @@ static void test_count_past_end(void **state)
 		{ PROTO_RECORD, 1000, 69 },
 		{ PROTO_STATS | PROTO_REPLY, TC_MAX_STATS, 4 + 8 },
 		{ PROTO_LIST | PROTO_REPLY, TC_MAX_LIST, 98 },
+		{ PROTO_SLOWEST | PROTO_REPLY, TC_MAX_SLOWEST, 4 + 4 + 3 * 8 },
 	};
 	struct bb b;
 	proto_msg m;
@@ -1032,7 +1085,15 @@ static void test_encode_limits(void **state)
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
 	m = (proto_msg){ .type = PROTO_INVALIDATE };
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);	/* mode 0 */
-	m = (proto_msg){ .type = 0x0a };
+	m = (proto_msg){ .type = PROTO_SLOWEST };
+	expect_encode_fails(&b, &m, PROTO_E_LIMIT);	/* n 0 */
+	m.u.slowest.n = TC_MAX_SLOWEST + 1;
+	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
+	m = (proto_msg){ .type = PROTO_SLOWEST | PROTO_REPLY };
+	m.u.slowest_r.n = 1;
+	m.u.slowest_r.slow = &(tc_slow){ .project = over_path };
+	expect_encode_fails(&b, &m, PROTO_E_LIMIT);	/* project > 256 */
+	m = (proto_msg){ .type = 0x0b };
 	expect_encode_fails(&b, &m, PROTO_E_UNKNOWN);
 	proto_buf_free(&b);
 }
@@ -1069,6 +1130,10 @@ static void test_encode_counts(void **state)
 	m = (proto_msg){ .type = PROTO_LIST | PROTO_REPLY };
 	m.u.list_r.n = TC_MAX_LIST + 1;
 	m.u.list_r.entries = (tc_entry *)in;
+	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
+	m = (proto_msg){ .type = PROTO_SLOWEST | PROTO_REPLY };
+	m.u.slowest_r.n = TC_MAX_SLOWEST + 1;
+	m.u.slowest_r.slow = (tc_slow *)in;
 	expect_encode_fails(&b, &m, PROTO_E_LIMIT);
 	proto_buf_free(&b);
 	free(keys);
@@ -1147,7 +1212,10 @@ static void test_names(void **state)
 	assert_string_equal(proto_type_name(PROTO_ERROR), "ERROR");
 	assert_string_equal(proto_type_name(0), "unknown");
 	assert_string_equal(proto_type_name(0x80), "unknown");
-	assert_string_equal(proto_type_name(0x8a), "unknown");
+	assert_string_equal(proto_type_name(0x8b), "unknown");
+	assert_string_equal(proto_type_name(PROTO_SLOWEST), "SLOWEST");
+	assert_string_equal(proto_type_name(PROTO_SLOWEST | PROTO_REPLY),
+	    "SLOWEST reply");
 	assert_string_equal(proto_type_name(-1), "unknown");
 	assert_string_equal(proto_type_name(1000), "unknown");
 	assert_string_equal(proto_err_name(PROTO_OK), "OK");

@@ -269,6 +269,17 @@ static void fz_walk(const proto_msg *m)
 	case PROTO_GC | PROTO_REPLY:
 		fz_u64(m->u.gc_r.removed);
 		break;
+	case PROTO_SLOWEST:
+		CHECK(m->u.slowest.n >= 1 && m->u.slowest.n <= TC_MAX_SLOWEST);
+		break;
+	case PROTO_SLOWEST | PROTO_REPLY:
+		for (uint32_t i = 0; i < m->u.slowest_r.n; i++) {
+			fz_str(m->u.slowest_r.slow[i].project);
+			fz_str(m->u.slowest_r.slow[i].test);
+			fz_u64(m->u.slowest_r.slow[i].duration_us);
+			fz_u64(m->u.slowest_r.slow[i].saved_us);
+		}
+		break;
 	case PROTO_ERROR:
 		fz_str(m->u.error.message);
 		CHECK(m->u.error.code != 0);
