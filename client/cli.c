@@ -36,7 +36,10 @@ enum cli_optval {
 	CLI_OPT_KEY,
 	CLI_OPT_ALL,
 	CLI_OPT_DRY_RUN,
-	CLI_OPT_PATH
+	CLI_OPT_PATH,
+	CLI_OPT_PROMETHEUS,
+	CLI_OPT_INTERVAL,
+	CLI_OPT_COUNT
 };
 
 /* Every option of every subcommand; accept 0 is common to all. */
@@ -65,6 +68,9 @@ static const struct cli_opt {
 	{ "all", no_argument, CLI_OPT_ALL, CLI_A_INVALIDATE },
 	{ "dry-run", no_argument, CLI_OPT_DRY_RUN, CLI_A_INVALIDATE },
 	{ "path", required_argument, CLI_OPT_PATH, CLI_A_PATH },
+	{ "prometheus", no_argument, CLI_OPT_PROMETHEUS, CLI_A_PROM },
+	{ "interval", required_argument, CLI_OPT_INTERVAL, CLI_A_TOP },
+	{ "count", required_argument, CLI_OPT_COUNT, CLI_A_TOP },
 };
 
 static const char cli_common_help[] =
@@ -214,6 +220,22 @@ static int cli_opt_record(struct cli *cli, int val, const char *arg)
 		    cli->ttl_ms == 0)
 			return cli_usage(cli->cmd, "bad --ttl '%s' "
 			    "(30s, 90m, 24h, 7d)", arg);
+		break;
+	case CLI_OPT_PROMETHEUS:
+		cli->prometheus = 1;
+		break;
+	case CLI_OPT_INTERVAL:
+		/* Under 0.1 s a redraw would be most of what the loop does. */
+		if (parse_seconds_us(arg, &cli->interval_us) == -1 ||
+		    cli->interval_us < 100000 ||
+		    cli->interval_us > 86400ull * 1000000)
+			return cli_usage(cli->cmd, "bad --interval '%s' "
+			    "(seconds, 0.1 to 86400)", arg);
+		break;
+	case CLI_OPT_COUNT:
+		if (parse_u64(arg, &cli->count) == -1 || cli->count == 0)
+			return cli_usage(cli->cmd, "bad --count '%s' "
+			    "(a number of refreshes, 1 or more)", arg);
 		break;
 	}
 	return CLI_PROCEED;

@@ -48,7 +48,9 @@ enum cli_accept {
 	CLI_A_INVALIDATE = 1 << 7, /* --key, --all, --dry-run */
 	CLI_A_PATH = 1 << 8,	/* --path */
 	CLI_A_OPERANDS = 1 << 9, /* arguments after the options */
-	CLI_A_STOP = 1 << 10	/* options end at the first operand (run) */
+	CLI_A_STOP = 1 << 10,	/* options end at the first operand (run) */
+	CLI_A_PROM = 1 << 11,	/* --prometheus */
+	CLI_A_TOP = 1 << 12	/* --interval, --count */
 };
 
 /* A parsed command line.  Strings point into argv, but for the deps made
@@ -64,6 +66,9 @@ struct cli {
 	int json;
 	int quiet;
 	int reset;
+	int prometheus;
+	uint64_t interval_us;		/* top's; 0 when not given */
+	uint64_t count;			/* top's refreshes; 0: no end */
 	int all;
 	int dry_run;
 	const char *test;		/* an id, or a glob */
@@ -130,6 +135,7 @@ int cli_invalidate(const struct cli_cmd *cmd, int argc, char **argv);
 /* cli_info.c */
 int cli_status(const struct cli_cmd *cmd, int argc, char **argv);
 int cli_stats(const struct cli_cmd *cmd, int argc, char **argv);
+int cli_top(const struct cli_cmd *cmd, int argc, char **argv);
 int cli_hash(const struct cli_cmd *cmd, int argc, char **argv);
 int cli_ls(const struct cli_cmd *cmd, int argc, char **argv);
 int cli_gc(const struct cli_cmd *cmd, int argc, char **argv);

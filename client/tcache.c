@@ -25,10 +25,21 @@ static const struct cli_cmd tcache_cmds[] = {
 	{ "status", cli_status, "[--json]",
 	  "Show the daemon's version, pid, uptime, socket, database, entries\n"
 	  "and TTL.  Exits 3 when no daemon answers.\n" },
-	{ "stats", cli_stats, "[--reset] [--json]",
-	  "Show hits, misses, hit rate, time saved, entries, database size and\n"
-	  "the expired, invalidated and evicted counts.\n"
-	  "  --reset           then zero the counters\n" },
+	{ "stats", cli_stats, "[--reset] [--json | --prometheus]",
+	  "Show hits, misses, hit rate and time saved today, over the last 7\n"
+	  "days and in all; entries, database size, the expired, invalidated\n"
+	  "and evicted counts; and the 10 slowest cached tests (what a hit of\n"
+	  "each saves).  Days are the daemon's local calendar days.\n"
+	  "  --reset           then zero the counters and the days\n"
+	  "  --prometheus      the counters in the Prometheus text format, for\n"
+	  "                    node_exporter's textfile collector\n" },
+	{ "top", cli_top, "[--interval SEC] [--count N]",
+	  "Show the stats table again every SEC seconds until interrupted.  On\n"
+	  "a terminal each one replaces the last; into a pipe or a file they\n"
+	  "follow one another (with --json, one object a line).\n"
+	  "  --interval SEC    seconds between refreshes (default 2, at least\n"
+	  "                    0.1)\n"
+	  "  --count N         stop after N refreshes\n" },
 	{ "hash", cli_hash, "FILE...",
 	  "Print the BLAKE2b-256 of each FILE, as b2sum -l 256 does.  Exits 4\n"
 	  "if a file cannot be read, after the others.\n" },

@@ -11,8 +11,8 @@ _tcache_options()
 {
     case $1 in
         status | gc) ;;
-        # More stats options (--prometheus, --watch) go on this line.
-        stats) echo --reset ;;
+        stats) echo --reset --prometheus ;;
+        top) echo --interval --count ;;
         hash) ;;
         key | explain) echo --test --dep --env ;;
         lookup) echo --test --dep --env -q --quiet ;;
@@ -28,10 +28,10 @@ _tcache()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local cword=$COMP_CWORD cmd i w
-    local commands='status stats hash key lookup record run invalidate ls
+    local commands='status stats top hash key lookup record run invalidate ls
         explain gc help'
     local common='--json --socket --timeout --project --root -h --help'
-    local witharg='--socket|--timeout|--project|--root|--test|--dep|--env|--outcome|--duration|--message|--ttl|--key|--path'
+    local witharg='--socket|--timeout|--project|--root|--test|--dep|--env|--outcome|--duration|--message|--ttl|--key|--path|--interval|--count'
 
     COMPREPLY=()
     # --opt=value: bash splits it at the '=' (COMP_WORDBREAKS).
