@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1294,6 +1295,98 @@ static void test_stats_names(void **state)
 	proto_stats_free(st, n);
 }
 
+/* --- days --- */
+
+/* A day's row of the days table: its misses, or -1 without a row. */
+static int64_t day_misses(const struct fx *f, int64_t day)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof sql, "SELECT coalesce((SELECT misses FROM days "
+	    "WHERE day = %lld), -1)", (long long)day);
+	return db_int(f, sql);
+}
+
+/*
+ * Lookups count into the local calendar day of their time: a change of
+ * day keeps the day that ended until a commit writes it, a clock set back
+ * to it takes it back, and days older than 400 go at the next save.
+ */
+static void test_days_roll(void **state)
+{
+	const uint64_t day = 86400000;
+	struct fx *f = *state;
+	const char *tz = getenv("TZ");
+	char old[64];
+
+	snprintf(old, sizeof old, "%s", tz != NULL ? tz : "");
+	assert_int_equal(setenv("TZ", "UTC", 1), 0);
+	tzset();
+	assert_int_equal(live(f->s, 1, T0), 0);			/* day 0 */
+	assert_int_equal(live(f->s, 1, T0 + 1), 0);
+	assert_int_equal(live(f->s, 1, T0 + day), 0);		/* day 1 */
+	assert_int_equal(live(f->s, 1, T0 + 5), 0);		/* day 0 */
+	/* No write of their own: nothing in the table before a commit. */
+	assert_int_equal(db_int(f, "SELECT count(*) FROM days"), 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(day_misses(f, 0), 3);
+	assert_int_equal(day_misses(f, 1), 1);
+	/* Day 500: days 0 and 1 are past 400 days and go. */
+	assert_int_equal(live(f->s, 1, T0 + 500 * day), 0);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(day_misses(f, 500), 1);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM days"), 1);
+	/* A reopened store goes on from the day's row. */
+	fx_reopen(f);
+	assert_int_equal(live(f->s, 1, T0 + 500 * day + 7), 0);
+	fx_reopen(f);
+	assert_int_equal(day_misses(f, 500), 2);
+	/* A reset empties the table with the next commit. */
+	store_stats_reset(f->s);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM days"), 0);
+	if (tz != NULL)
+		assert_int_equal(setenv("TZ", old, 1), 0);
+	else
+		assert_int_equal(unsetenv("TZ"), 0);
+	tzset();
+}
+
+/* SLOWEST: live passing entries that are not flaky, longest first, with
+ * the hits still in memory. */
+static void test_slowest(void **state)
+{
+	struct fx *f = *state;
+	tc_slow *sl;
+	size_t n;
+
+	put(f->s, 1, "one", TC_PASS, T0, NULL, 0);
+	put(f->s, 2, "two", TC_PASS, T0, NULL, 0);
+	put(f->s, 3, "fail", TC_FAIL, T0, NULL, 0);
+	db_exec(f, "UPDATE entries SET duration_us = 100 * id");
+	assert_int_equal(live(f->s, 1, T0 + 1), 1);	/* a hit in memory */
+	assert_int_equal(store_slowest(f->s, T0 + 1, 10, &sl, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(sl[0].test, "two");
+	assert_int_equal(sl[0].duration_us, 200);
+	assert_int_equal(sl[0].hits, 0);
+	assert_string_equal(sl[1].test, "one");
+	assert_int_equal(sl[1].hits, 1);
+	assert_int_equal(sl[1].saved_us, 100);
+	proto_slow_free(sl, n);
+	assert_int_equal(store_slowest(f->s, T0 + 1, 1, &sl, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(sl[0].test, "two");
+	proto_slow_free(sl, n);
+	/* Expired: none. */
+	assert_int_equal(store_slowest(f->s, T0 + TTL, 10, &sl, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	proto_slow_free(sl, n);
+}
+
 /* --- files: newer, foreign, damaged --- */
 
 static void make_db(const char *path, const char *sql)
@@ -1866,6 +1959,8 @@ int main(void)
 		T(test_interface_inputs),
 		T(test_stats_persist),
 		T(test_stats_names),
+		T(test_days_roll),
+		T(test_slowest),
 		T(test_newer_refused),
 		T(test_newer_wal_unchanged),
 		T(test_foreign_refused),
