@@ -336,9 +336,11 @@ def test_migration_from_v2(make_daemon, project, tmpbase):
             "SELECT name FROM sqlite_master")}
         assert {"days", "entries_slowest", "entries", "counters"} <= names
         plan = " ".join(r[-1] for r in con.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM entries WHERE outcome = 1 "
-            "AND flaky = 0 ORDER BY duration_us DESC, id DESC"))
-        assert "entries_slowest" in plan and "TEMP B-TREE" not in plan, plan
+            "EXPLAIN QUERY PLAN SELECT id, expires FROM entries "
+            "WHERE outcome = 1 AND flaky = 0 "
+            "ORDER BY duration_us DESC, expires DESC, id DESC"))
+        assert "COVERING INDEX entries_slowest" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
     finally:
         con.close()
 
