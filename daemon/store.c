@@ -86,7 +86,7 @@
  * is then shorter until the sweep catches up), so that a request never
  * costs more than a few milliseconds however many have expired (10,000
  * rows of the index alone: ~1 ms on a 1M-entry file, where reading
- * each row took 30). */
+ * each row took 30 ms). */
 #define STORE_SLOWEST_SCAN 10000
 
 /* Page cache, in KiB (a negative cache_size is KiB). */

@@ -335,6 +335,20 @@ int main(int argc, char **argv)
 	seed("rep-gc", &m);
 
 	memset(&m, 0, sizeof m);
+	m.type = PROTO_SLOWEST;
+	m.u.slowest.n = 10;
+	seed("req-slowest", &m);
+	seed_patched("bad-slowest-zero", &m, 4, 0);
+	m.type = PROTO_SLOWEST | PROTO_REPLY;
+	m.u.slowest_r.n = 2;
+	m.u.slowest_r.slow = (tc_slow[]){
+		{ "", "tests/test_a.py::test_slow", 90000000, 3, 270000000 },
+		{ "proj", "t", 1, 0, 0 },
+	};
+	seed("rep-slowest", &m);
+	seed_cut("bad-slowest-reply-short", &m, 5);
+
+	memset(&m, 0, sizeof m);
 	m.type = PROTO_ERROR;
 	m.u.error.code = PROTO_E_STORE;
 	m.u.error.message = "database or disk is full";
