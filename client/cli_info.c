@@ -108,6 +108,7 @@ struct cli_view {
 	tc_slow *slow;
 	size_t nslow;
 	int have_slow;
+	char why[256];		/* why not, when !have_slow */
 };
 
 static void cli_view_free(struct cli_view *v)
@@ -130,10 +131,12 @@ static tc_status cli_view_get(tc_client *c, int reset, struct cli_view *v)
 	if ((st = tc_stats(c, reset, &v->s, &v->n)) != TC_OK)
 		return st;
 	st = tc_slowest(c, CLI_SLOWEST, &v->slow, &v->nslow);
-	/* An older daemon answers UNKNOWN (and hangs up): the counters
-	 * are still worth showing. */
-	if (st == TC_ESERVER)
+	/* An older daemon answers UNKNOWN (and hangs up), a failing one
+	 * STORE: the counters are still worth showing. */
+	if (st == TC_ESERVER) {
+		snprintf(v->why, sizeof v->why, "%s", tc_client_error(c));
 		return TC_OK;
+	}
 	if (st != TC_OK) {
 		cli_view_free(v);
 		return st;
@@ -230,7 +233,8 @@ static void cli_stats_table(const struct cli_view *v, FILE *f)
 	    cli_get(v, "expired"), cli_get(v, "invalidated"),
 	    cli_get(v, "evicted"));
 	if (!v->have_slow) {
-		fprintf(f, "\nslowest cached tests: not known to this tcached\n");
+		fprintf(f, "\nslowest cached tests: not answered (%s)\n",
+		    v->why);
 		return;
 	}
 	if (v->nslow == 0) {

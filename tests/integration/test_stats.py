@@ -538,3 +538,61 @@ def test_top_needs_a_daemon(make_daemon):
     d = make_daemon(start=False)
     r = d.cli("top", "--count", "1")
     assert r.rc == 3, r
+
+
+def test_stats_from_an_older_daemon(tmpbase):
+    """A daemon that predates SLOWEST answers it with ERROR UNKNOWN and
+    hangs up: tcache stats still shows the counters it sent."""
+    import socket
+    import struct
+    import threading
+
+    path = os.path.join(tmpbase, "old.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    asked = []
+
+    def reply(conn, body):
+        conn.sendall(struct.pack(">I", len(body)) + body)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            buf = b""
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack(
+                        ">I", buf[:4])[0]:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                n = struct.unpack(">I", buf[:4])[0]
+                body, buf = buf[4:4 + n], buf[4 + n:]
+                asked.append(body[0])
+                if body[0] == 0x01:
+                    reply(conn, b"\x81" + u32(1) + u32(8) + b"tcached0")
+                elif body[0] == 0x06:
+                    stats = [(b"hits", 5), (b"misses", 5), (b"entries", 2)]
+                    reply(conn, b"\x86" + u32(len(stats)) + b"".join(
+                        u32(len(k)) + k + struct.pack(">Q", v)
+                        for k, v in stats))
+                else:
+                    msg = b"unknown message type"
+                    reply(conn, b"\xff" + struct.pack(">H", 2) +
+                          u32(len(msg)) + msg)
+                    return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = subprocess.run([TCACHE, "stats"], env=client_env(path),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=20)
+    t.join(10)
+    srv.close()
+    assert asked == [0x01, 0x06, SLOWEST], asked
+    assert r.returncode == 0, r
+    assert re.search(r"^all time\s+5\s+5\s+50\.0%", r.stdout, re.M), r.stdout
+    assert re.search(r"^today\s+0\s+0\s+-", r.stdout, re.M), r.stdout
+    assert "slowest cached tests: not answered (" in r.stdout, r.stdout
