@@ -267,7 +267,7 @@ class TcacheSession:
     def _split(self, rec, real=None):
         """(modules imported, files read or run) of a Record, as project
         files.  real: a dict of the real paths already resolved."""
-        return (self._project_files((), rec.imported, real),
+        return (self._project_files(rec.loaded, rec.imported, real),
                 self._project_files(rec.opened, (), real) |
                 self._body_files(rec.codes))
 
@@ -608,7 +608,7 @@ class TcacheSession:
         file changed since, which the flush checks); a module imported
         counts as its interface, which is declared when it is in the
         static closure, and whole otherwise."""
-        imported = self._project_files((), rec.imported)
+        imported = self._project_files(rec.loaded, rec.imported)
         opened = self._project_files(rec.opened, ())
         code = self._body_files(rec.codes)
         if rec.partial:

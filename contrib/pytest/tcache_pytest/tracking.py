@@ -59,12 +59,16 @@ def _loaded(name, fromlist):
 class Record:
     """What one test, fixture setup, or importing module touched."""
 
-    __slots__ = ("opened", "imported", "sigs", "spawned", "codes",
-                 "partial")
+    __slots__ = ("opened", "imported", "loaded", "sigs", "spawned",
+                 "codes", "partial")
 
     def __init__(self):
         self.opened = set()     # paths opened for reading
         self.imported = set()   # module names
+        # Python sources the import machinery read: a module loaded by path
+        # (spec_from_file_location + exec_module) has no name that leads to
+        # its file, and an import_module bound before ours is not noted.
+        self.loaded = set()
         self.sigs = {}          # path -> stat signature at its first open
         self.spawned = False    # started a process
         self.codes = []         # function code objects that ran
@@ -73,6 +77,7 @@ class Record:
     def merge(self, other):
         self.opened |= other.opened
         self.imported |= other.imported
+        self.loaded |= other.loaded
         for path, sig in other.sigs.items():
             self.sigs.setdefault(path, sig)
         self.spawned = self.spawned or other.spawned
@@ -415,6 +420,8 @@ class Tracker:
                     # its mtime moves whenever a file comes or goes in it.
                     if not os.path.isdir(value):
                         rec.sigs[value] = tc_inputs.stat_sig(value)
+            elif what == "load":
+                rec.loaded.add(value)
             else:
                 rec.imported.add(value)
             return
@@ -428,7 +435,8 @@ class Tracker:
         rec = self._owner_of(sys._getframe(depth))
         if rec is None:
             return
-        (rec.opened if what == "open" else rec.imported).add(value)
+        (rec.opened if what == "open" else
+         rec.loaded if what == "load" else rec.imported).add(value)
 
     def _hook(self, event, args):
         if event not in WATCHED_EVENTS or self.rec is None:
@@ -444,6 +452,12 @@ class Tracker:
                 if path.endswith(".py") and \
                         sys._getframe(1).f_code.co_filename in \
                         IMPORT_MACHINERY:
+                    # Counted as an import (its interface, when the import
+                    # graph reaches it), not as a read.  While modules are
+                    # imported, only the project's need an owner.
+                    if self.by_module is None or \
+                            path.startswith(self.root_prefix):
+                        self._note("load", path)
                     return
                 self._note("open", path)
             elif event == "import":
