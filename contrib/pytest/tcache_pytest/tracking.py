@@ -299,6 +299,12 @@ class Tracker:
 
         builtins.__import__ = tracked_import
         importlib.import_module = tracked_import_module
+        # importlib.metadata bound the real one at its import, before ours:
+        # EntryPoint.load() would load a module unnoted, or, when another
+        # test loaded it first, find it without a trace.
+        import importlib.metadata
+        if importlib.metadata.import_module is real_import_module:
+            importlib.metadata.import_module = tracked_import_module
 
     def _note_import(self, name, globals, fromlist, level):
         """Called by the import wrappers after a successful import, from

@@ -423,3 +423,47 @@ def test_memo_does_not_hide_a_same_size_edit(tc, name, precision):
         lambda tc: same_size_edit(tc, rel, old, new), memo_settled)
     assert memo_files, "no memo was written: the test shows nothing"
 
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_entry_point_loaded_again_by_a_later_test(tc, precision, xdist):
+    """The second test's ep.load() finds the module already loaded: no
+    source is read, yet the module is its input as much as the first's."""
+    write_entry_dist(tc.site, "tcx_extras", '''\
+        [tcx.plugins]
+        ext = plugins.ext:value
+        ''')
+    tc.write({"pytest.ini": "[pytest]\n", "plugins/__init__.py": "",
+              "plugins/ext.py": EXT_BODY,
+              "test_it.py": '''\
+                  from importlib.metadata import entry_points
+
+                  from ranlog import ran
+
+
+                  def load():
+                      (ep,) = entry_points(group="tcx.plugins")
+                      return ep.load()
+
+
+                  def test_a():
+                      ran()
+                      assert load()() == 1
+
+
+                  def test_b():
+                      ran()
+                      assert load()() == 1
+                  '''})
+    both = {"test_it.py::test_a", "test_it.py::test_b"}
+    args = ["--tcache-precision=" + precision, "-p", "no:randomly"]
+    if xdist:
+        args += ["-n", "2"]
+    cold = tc.run(*args)
+    assert cold.ret == 0 and cold.ran == both, cold
+    warm = tc.run(*args)
+    assert warm.cached == both and warm.ran == set(), warm
+    same_size_edit(tc, *BODY_EDIT)
+    after = tc.run(*args)
+    assert after.ran == both and after.cached == set(), after
+    assert after.outcomes == {"failed": 2}, after
