@@ -15,6 +15,7 @@ depend on what its setup touched.
 import os
 import sys
 import types
+import urllib.parse
 
 from . import inputs as tc_inputs
 
@@ -24,13 +25,18 @@ SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
                           "os.exec", "os.spawn", "os.fork", "os.forkpty",
                           "pty.spawn"))
 
+# Audit events of a file opened by C code (no "open" event): a database
+# sqlite3 connects to, a library ctypes maps.
+C_OPEN_EVENTS = frozenset(("sqlite3.connect", "ctypes.dlopen"))
+
 IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
                     "<frozen importlib._bootstrap>")
 
 # The events _hook acts on.  It is called for every audit event of the
 # process, and on 3.11 reading a frame's f_code is one, so the others must
 # cost a set lookup and nothing more.
-WATCHED_EVENTS = frozenset(("open", "import", "exec")) | SPAWN_EVENTS
+WATCHED_EVENTS = frozenset(("open", "import", "exec")) | SPAWN_EVENTS | \
+    C_OPEN_EVENTS
 
 # A frame of such code object is resumed from wherever its generator is
 # next asked for a value: its callers change while it lives.
@@ -414,6 +420,29 @@ class Tracker:
             path = os.path.join(os.getcwd(), path)
         return path
 
+    @staticmethod
+    def _c_opened_path(event, args):
+        """The file a C_OPEN_EVENTS event opens, or None: an in-memory
+        database, or a library name the dynamic loader searches for."""
+        name = args[0] if args else None
+        if name is None or isinstance(name, int):
+            return None
+        name = os.fsdecode(name)
+        if event == "sqlite3.connect":
+            if name in ("", ":memory:"):
+                return None
+            if name.startswith("file:"):
+                # A URI (uri=True; the event does not say, the name does).
+                name = urllib.parse.unquote(
+                    urllib.parse.urlsplit(name).path)
+                if name in ("", ":memory:"):
+                    return None
+        elif "/" not in name:
+            return None
+        if not os.path.isabs(name):
+            name = os.path.join(os.getcwd(), name)
+        return name
+
     def _note(self, what, value, depth=2):
         """Adds value to the Record it belongs to.  depth: frames from here
         up to the code that opened or imported."""
@@ -468,6 +497,10 @@ class Tracker:
                 self._note("open", path)
             elif event == "import":
                 self._note("import", args[0])
+            elif event in C_OPEN_EVENTS:
+                path = self._c_opened_path(event, args)
+                if path is not None:
+                    self._note("open", path)
             elif event == "exec":
                 if self.segmenting:
                     code = args[0]

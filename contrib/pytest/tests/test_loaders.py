@@ -467,3 +467,67 @@ def test_entry_point_loaded_again_by_a_later_test(tc, precision, xdist):
     after = tc.run(*args)
     assert after.ran == both and after.cached == set(), after
     assert after.outcomes == {"failed": 2}, after
+
+
+# --- files opened by C code ---------------------------------------------------
+
+def sqlite_set(path, value):
+    import sqlite3
+    con = sqlite3.connect(str(path))
+    try:
+        with con:
+            con.execute("CREATE TABLE IF NOT EXISTS v (x INTEGER)")
+            con.execute("DELETE FROM v")
+            con.execute("INSERT INTO v VALUES (?)", (value,))
+    finally:
+        con.close()
+
+
+def build_shared_lib(tc, value):
+    src = tc.helpers / "val.c"
+    src.write_text("int value(void) { return %d; }\n" % value)
+    target = tc.root / "lib" / "libval.so"
+    target.parent.mkdir(exist_ok=True)
+    tmp = str(target) + ".tmp"
+    cc = os.environ.get("CC") or "cc"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", tmp, str(src)],
+                   check=True, timeout=120)
+    os.rename(tmp, target)
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_sqlite_database_edit_runs_again(tc, precision, xdist):
+    """sqlite3 opens the database in C: no "open" audit event."""
+    (tc.root / "data").mkdir()
+    sqlite_set(tc.root / "data" / "v.db", 1)
+    tc.write({"pytest.ini": "[pytest]\n", "test_it.py": module_text('''\
+        import sqlite3
+        ---
+        con = sqlite3.connect("data/v.db")
+        assert con.execute("SELECT x FROM v").fetchone() == (1,)
+        con.close()
+        ''')})
+    args = ["--tcache-precision=" + precision]
+    if xdist:
+        args += ["-n", "2"]
+    check_cached_then_fails(
+        tc, args, lambda tc: sqlite_set(tc.root / "data" / "v.db", 2))
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_ctypes_library_rebuilt_runs_again(tc, precision, xdist):
+    """ctypes.CDLL maps the library with dlopen: no "open" audit event."""
+    build_shared_lib(tc, 1)
+    tc.write({"pytest.ini": "[pytest]\n", "test_it.py": module_text('''\
+        import ctypes
+        import os
+        ---
+        lib = ctypes.CDLL(os.path.abspath("lib/libval.so"))
+        assert lib.value() == 1
+        ''')})
+    args = ["--tcache-precision=" + precision]
+    if xdist:
+        args += ["-n", "2"]
+    check_cached_then_fails(tc, args, lambda tc: build_shared_lib(tc, 2))
