@@ -531,3 +531,83 @@ def test_ctypes_library_rebuilt_runs_again(tc, precision, xdist):
     if xdist:
         args += ["-n", "2"]
     check_cached_then_fails(tc, args, lambda tc: build_shared_lib(tc, 2))
+
+
+# --- what one test reads and keeps in memory for another ----------------------
+
+CARRIED = {
+    "pytest.ini": "[pytest]\n",
+    "data/cfg.json": '{"value": 1}\n',
+    "conf.py": '''\
+        import functools
+        import json
+
+        import pytest
+
+
+        @functools.lru_cache(maxsize=None)
+        def cfg():
+            with open("data/cfg.json") as f:
+                return json.load(f)
+
+
+        @pytest.fixture(scope="session")
+        def session_cfg():
+            with open("data/cfg.json") as f:
+                return json.load(f)
+        ''',
+    "conftest.py": "from conf import session_cfg  # noqa: F401\n",
+}
+JSON_EDIT = ("data/cfg.json", '"value": 1', '"value": 2')
+
+
+def carried_run_twice_then_edit(tc, precision, test_text):
+    tc.write(dict(CARRIED, **{"test_it.py": test_text}))
+    both = {"test_it.py::test_a", "test_it.py::test_b"}
+    args = ["--tcache-precision=" + precision]
+    assert tc.run(*args).ran == both
+    assert tc.run(*args).cached == both
+    same_size_edit(tc, *JSON_EDIT)
+    after = tc.run(*args)
+    assert after.ran == both and after.cached == set(), after
+    assert after.outcomes == {"failed": 2}, after
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_data_shared_through_a_session_fixture(tc, precision):
+    """The remedy the README gives for the case below: a fixture's setup
+    counts for every test that uses it, also when its value is reused."""
+    carried_run_twice_then_edit(tc, precision, '''\
+        from ranlog import ran
+
+
+        def test_a(session_cfg):
+            ran()
+            assert session_cfg["value"] == 1
+
+
+        def test_b(session_cfg):
+            ran()
+            assert session_cfg["value"] == 1
+        ''')
+
+
+@pytest.mark.xfail(strict=True, reason="known limit, in README: a file that "
+                   "one test read and kept in memory (lru_cache) is no input "
+                   "of the next test that uses what was kept")
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_data_kept_in_memory_by_an_earlier_test(tc, precision):
+    carried_run_twice_then_edit(tc, precision, '''\
+        from conf import cfg
+        from ranlog import ran
+
+
+        def test_a():
+            ran()
+            assert cfg()["value"] == 1
+
+
+        def test_b():
+            ran()
+            assert cfg()["value"] == 1
+        ''')
