@@ -248,19 +248,33 @@ def check_cached_then_fails(tc, args, edit, before_edit=None):
     assert after.cached == set(), after
     assert after.outcomes == {"failed": 1}, after
     assert after.ret == 1, after
+    return cold
 
 
-@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
-@pytest.mark.parametrize("precision", PRECISIONS)
+# (precision, tracer, xdist): both precisions serial and under -n 2; the
+# slower tracers that executed falls back to, serial.
+VARIANTS = [("file", None, False), ("executed", None, False),
+            ("file", None, True), ("executed", None, True),
+            ("executed", "python", False), ("executed", "frameeval", False)]
+
+
+@pytest.mark.parametrize(
+    "precision,tracer,xdist", VARIANTS,
+    ids=["-".join([p, t or "default", "xdist" if x else "serial"])
+         for p, t, x in VARIANTS])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_loaded_file_edit_runs_again(tc, name, precision, xdist):
+def test_loaded_file_edit_runs_again(tc, name, precision, tracer, xdist):
     files, (rel, old, new) = CASES[name]
     tc.write(dict(files, **{"pytest.ini": "[pytest]\n"}))
     args = ["--tcache-precision=" + precision]
+    if tracer:
+        tc.monkeypatch.setenv("TCACHE_TRACER", tracer)
     if xdist:
         args += ["-n", "2"]
-    check_cached_then_fails(
+    cold = check_cached_then_fails(
         tc, args, lambda tc: same_size_edit(tc, rel, old, new))
+    if tracer:
+        assert "(%s tracer)" % tracer in cold.text, cold
 
 
 # --- a C extension module ---------------------------------------------------
