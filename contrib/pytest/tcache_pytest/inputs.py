@@ -5,6 +5,7 @@ Everything is conservative: when in doubt, a file is an input.
 """
 
 import ast
+import hashlib
 import json
 import os
 import platform
@@ -323,6 +324,10 @@ class Digests:
         memo = self.memo
         if st is None:
             sig, d = None, proto.file_digest(path)
+        elif stat.S_ISDIR(st.st_mode):
+            # A directory a test listed: the names it holds.
+            sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+            d = listing_digest(path)
         else:
             sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
             d = memo.lookup(path, st) if memo is not None else None
@@ -361,6 +366,19 @@ class Digests:
                 time.time() - sig[0] / 1e9 > RACY_S:
             return entry[1]
         return self._read(path)
+
+
+def listing_digest(path):
+    """BLAKE2b-256 of a directory's sorted entry names; the zero digest
+    when it cannot be listed (as a file's when it is absent)."""
+    try:
+        names = sorted(os.fsencode(n) for n in os.listdir(path))
+    except OSError:
+        return proto.ZERO_DIGEST
+    h = hashlib.blake2b(digest_size=32, person=b"tcache-dirlist")
+    for n in names:
+        h.update(n + b"\0")
+    return h.digest()
 
 
 def relpath(root, path):

@@ -308,7 +308,8 @@ class TcacheSession:
             if r is False:
                 r = os.path.realpath(p)
                 if not (tc_inputs.inside(self.root, r) and
-                        os.path.isfile(r) and "__pycache__" not in r and
+                        (os.path.isfile(r) or self._listed_dir(r)) and
+                        "__pycache__" not in r and
                         ".pytest_cache" not in r):
                     r = None
                 real[p] = r
@@ -329,6 +330,15 @@ class TcacheSession:
                 if r is not None:
                     files.add(r)
         return files
+
+    def _listed_dir(self, path):
+        """Whether a directory listed is an input: not pytest's temporary
+        directories (tmp_path lists them), which may lie below the root."""
+        if not os.path.isdir(path):
+            return False
+        basetemp = self.config.option.basetemp
+        return not (basetemp and tc_inputs.inside(
+            os.path.realpath(str(basetemp)), path))
 
     def _project_plugins(self):
         """Plugin modules of the project (-p NAME, pytest_plugins in a

@@ -29,6 +29,9 @@ SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.posix_spawn",
 # sqlite3 connects to, a library ctypes maps.
 C_OPEN_EVENTS = frozenset(("sqlite3.connect", "ctypes.dlopen"))
 
+# Audit events of a directory listed: which files it holds is an input.
+LIST_EVENTS = frozenset(("os.listdir", "os.scandir"))
+
 IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
                     "<frozen importlib._bootstrap>")
 
@@ -36,7 +39,7 @@ IMPORT_MACHINERY = ("<frozen importlib._bootstrap_external>",
 # process, and on 3.11 reading a frame's f_code is one, so the others must
 # cost a set lookup and nothing more.
 WATCHED_EVENTS = frozenset(("open", "import", "exec")) | SPAWN_EVENTS | \
-    C_OPEN_EVENTS
+    C_OPEN_EVENTS | LIST_EVENTS
 
 # A frame of such code object is resumed from wherever its generator is
 # next asked for a value: its callers change while it lives.
@@ -451,8 +454,9 @@ class Tracker:
             if what == "open":
                 if value not in rec.opened:
                     rec.opened.add(value)
-                    # A directory read (a listing) is not a file input, and
-                    # its mtime moves whenever a file comes or goes in it.
+                    # A directory listed counts by its names (digests of
+                    # inputs), not by its stat signature, which moves
+                    # whenever a file in it is rewritten by rename.
                     if not os.path.isdir(value):
                         rec.sigs[value] = tc_inputs.stat_sig(value)
             elif what == "load":
@@ -497,6 +501,16 @@ class Tracker:
                 self._note("open", path)
             elif event == "import":
                 self._note("import", args[0])
+            elif event in LIST_EVENTS:
+                # The import system lists the directories it searches; the
+                # modules it finds there are noted by name.
+                if sys._getframe(1).f_code.co_filename in IMPORT_MACHINERY:
+                    return
+                path = args[0] if args else None
+                if path is None:
+                    path = "."
+                if not isinstance(path, int):
+                    self._note("open", os.path.abspath(os.fsdecode(path)))
             elif event in C_OPEN_EVENTS:
                 path = self._c_opened_path(event, args)
                 if path is not None:

@@ -625,3 +625,38 @@ def test_data_kept_in_memory_by_an_earlier_test(tc, precision):
             ran()
             assert cfg()["value"] == 1
         ''')
+
+
+# --- a directory listed -------------------------------------------------------
+
+@pytest.mark.parametrize("lister", ["glob", "listdir", "scandir", "iterdir"])
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_file_added_to_a_listed_directory_runs_again(tc, precision, xdist,
+                                                       lister):
+    """A test that checks every file of a directory depends on which files
+    the directory holds: a new bad one must run it again."""
+    listing = {
+        "glob": 'sorted(glob.glob("data/*.json"))',
+        "listdir": 'sorted(os.path.join("data", n) '
+                   'for n in os.listdir("data"))',
+        "scandir": 'sorted(e.path for e in os.scandir("data"))',
+        "iterdir": 'sorted(str(p) for p in pathlib.Path("data").iterdir())',
+    }[lister]
+    tc.write({"pytest.ini": "[pytest]\n",
+              "data/a.json": '{"value": 1}\n',
+              "test_it.py": module_text('''\
+                  import glob
+                  import json
+                  import os
+                  import pathlib
+                  ---
+                  for p in %s:
+                      with open(p) as f:
+                          assert json.load(f)["value"] == 1, p
+                  ''' % listing)})
+    args = ["--tcache-precision=" + precision]
+    if xdist:
+        args += ["-n", "2"]
+    check_cached_then_fails(
+        tc, args, lambda tc: tc.write({"data/b.json": '{"value": 2}\n'}))
