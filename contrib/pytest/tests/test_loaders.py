@@ -2,7 +2,8 @@
 loaded by path (importlib.util, runpy, exec), by a computed name
 (importlib.import_module, __import__), by a conftest, through an entry point
 or as a C extension; data read with open(), json, yaml, pathlib or
-importlib.resources.  For each, in every precision and under xdist: a
+importlib.resources; files opened by C code (sqlite3, ctypes); a directory
+listed.  For each, in every precision and under xdist: a
 recorded pass, a warm run that serves it cached, then an edit that makes the
 test fail; the next run must run the test and report the failure, never a
 cached pass.
@@ -14,7 +15,6 @@ tests let it vouch for the files before the edit."""
 
 import os
 import subprocess
-import sys
 import sysconfig
 import textwrap
 import time
@@ -277,7 +277,7 @@ def test_loaded_file_edit_runs_again(tc, name, precision, tracer, xdist):
         assert "(%s tracer)" % tracer in cold.text, cold
 
 
-# --- a C extension module ---------------------------------------------------
+# --- a C extension module ---
 
 EXT_C = '''\
 #define PY_SSIZE_T_CLEAN
@@ -340,7 +340,7 @@ def test_extension_module_rebuilt_runs_again(tc, precision, xdist, how):
     check_cached_then_fails(tc, args, lambda tc: build_cext(tc, 2))
 
 
-# --- entry points -------------------------------------------------------------
+# --- entry points ---
 
 def write_entry_dist(site, name, entry_points):
     """An installed distribution (a .dist-info in a sys.path directory)
@@ -409,7 +409,7 @@ def test_pytest11_plugin_in_project_edit_runs_again(tc, precision, xdist,
         tc, args, lambda tc: same_size_edit(tc, rel, old, new))
 
 
-# --- the memo vouching for the files before the edit -------------------------
+# --- the memo vouching for the files before the edit ---
 
 MEMO_CASES = ("spec_from_file_location_body", "runpy_run_path_const",
               "json_open", "importlib_resources")
@@ -483,7 +483,7 @@ def test_entry_point_loaded_again_by_a_later_test(tc, precision, xdist):
     assert after.outcomes == {"failed": 2}, after
 
 
-# --- files opened by C code ---------------------------------------------------
+# --- files opened by C code ---
 
 def sqlite_set(path, value):
     import sqlite3
@@ -547,7 +547,7 @@ def test_ctypes_library_rebuilt_runs_again(tc, precision, xdist):
     check_cached_then_fails(tc, args, lambda tc: build_shared_lib(tc, 2))
 
 
-# --- what one test reads and keeps in memory for another ----------------------
+# --- what one test reads and keeps in memory for another ---
 
 CARRIED = {
     "pytest.ini": "[pytest]\n",
@@ -627,7 +627,7 @@ def test_data_kept_in_memory_by_an_earlier_test(tc, precision):
         ''')
 
 
-# --- a directory listed -------------------------------------------------------
+# --- a directory listed ---
 
 @pytest.mark.parametrize("lister", ["glob", "listdir", "scandir", "iterdir"])
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
