@@ -370,9 +370,11 @@ class Digests:
 
 def listing_digest(path):
     """BLAKE2b-256 of a directory's sorted entry names; the zero digest
-    when it cannot be listed (as a file's when it is absent)."""
+    when it cannot be listed (as a file's when it is absent).  __pycache__
+    is left out: the first import of a module beside makes it."""
     try:
-        names = sorted(os.fsencode(n) for n in os.listdir(path))
+        names = sorted(os.fsencode(n) for n in os.listdir(path)
+                       if n != "__pycache__")
     except OSError:
         return proto.ZERO_DIGEST
     h = hashlib.blake2b(digest_size=32, person=b"tcache-dirlist")

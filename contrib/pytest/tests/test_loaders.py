@@ -660,3 +660,30 @@ def test_a_file_added_to_a_listed_directory_runs_again(tc, precision, xdist,
         args += ["-n", "2"]
     check_cached_then_fails(
         tc, args, lambda tc: tc.write({"data/b.json": '{"value": 2}\n'}))
+
+
+def test_a_listed_directory_ignores_the_bytecode_cache(tc):
+    """Bytecode (no PYTHONDONTWRITEBYTECODE here) is not in the listing: a
+    __pycache__ made or removed beside the sources costs no hit."""
+    import shutil
+    tc.monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
+    tc.write({"pytest.ini": "[pytest]\n", "pkg/__init__.py": "",
+              "pkg/mod.py": "VALUE = 1\n",
+              "test_it.py": module_text('''\
+                  import importlib
+                  import os
+                  ---
+                  names = sorted(n for n in os.listdir("pkg")
+                                 if n.endswith(".py"))
+                  assert names == ["__init__.py", "mod.py"]
+                  assert importlib.import_module("pkg.mod").VALUE == 1
+                  ''')})
+    assert tc.run().ran == {NODE}
+    cache = tc.root / "pkg" / "__pycache__"
+    assert cache.is_dir()
+    shutil.rmtree(cache)
+    warm = tc.run()
+    assert warm.cached == {NODE} and warm.ran == set(), warm
+    tc.write({"pkg/new.py": "\n"})
+    after = tc.run()
+    assert after.ran == {NODE} and after.outcomes == {"failed": 1}, after
