@@ -10,6 +10,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 static const unsigned char hash_person_src[HASH_PERSON] = "tcache-src-v1";
 static const unsigned char hash_person_env[HASH_PERSON] = "tcache-env-v1";
 static const unsigned char hash_person_key[HASH_PERSON] = "tcache-key-v1";
+static const unsigned char hash_person_dir[HASH_PERSON] = "tcache-dirlist";
 
 _Static_assert(HASH_PERSON == crypto_generichash_blake2b_PERSONALBYTES,
 	       "personalisation size");
@@ -180,6 +182,44 @@ tc_status tc_hash_file(const char *path, uint8_t out[TC_DIGEST_BYTES])
 	free(buf);
 	errno = saved;
 	return st;
+}
+
+/* The names a listing digest covers: not . and .., nor the __pycache__
+ * an import beside the sources makes (the plugin's listing_digest). */
+static int hash_listed(const struct dirent *d)
+{
+	return strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+	    strcmp(d->d_name, "__pycache__") != 0;
+}
+
+/* Byte order, as Python sorts bytes; alphasort would follow the locale. */
+static int hash_cmp_dirent(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * The digest the pytest plugin records for a directory a test listed:
+ * BLAKE2b-256, personalised "tcache-dirlist", of its sorted entry names,
+ * each followed by a NUL.
+ */
+tc_status hash_listing(const char *path, uint8_t out[TC_DIGEST_BYTES])
+{
+	struct dirent **names;
+	hash_state st;
+	int n, i;
+
+	if ((n = scandir(path, &names, hash_listed, hash_cmp_dirent)) < 0)
+		return errno == ENOMEM ? TC_ENOMEM : TC_EIO;
+	hash_start(&st, hash_person_dir);
+	for (i = 0; i < n; i++) {
+		hash_update(&st, names[i]->d_name,
+		    strlen(names[i]->d_name) + 1);
+		free(names[i]);
+	}
+	free(names);
+	hash_final(&st, out);
+	return TC_OK;
 }
 
 /* memcmp order with a prefix first: exactly strcmp, which compares as

@@ -17,6 +17,9 @@
 
 /* hash.c: the file digest of bytes (tc_hash_bytes). */
 void hash_plain(const void *data, size_t len, uint8_t out[TC_DIGEST_BYTES]);
+/* hash.c: the digest of a directory's sorted entry names, as the pytest
+ * plugin records a directory a test listed. */
+tc_status hash_listing(const char *path, uint8_t out[TC_DIGEST_BYTES]);
 /* hash.c: opens, fstats (into *sb, before reading) and hashes the regular
  * file at path, reading into buf; TC_EIO with errno on failure. */
 tc_status hash_path(const char *path, uint8_t out[TC_DIGEST_BYTES],

@@ -14,6 +14,7 @@ is this test's own (TCACHE_MEMO_DIR, set by the harness), and the last
 tests let it vouch for the files before the edit."""
 
 import os
+import re
 import subprocess
 import sysconfig
 import textwrap
@@ -687,3 +688,24 @@ def test_a_listed_directory_ignores_the_bytecode_cache(tc):
     tc.write({"pkg/new.py": "\n"})
     after = tc.run()
     assert after.ran == {NODE} and after.outcomes == {"failed": 1}, after
+
+
+def test_explain_compares_a_listed_directory_by_its_names(tc):
+    """tcache explain recomputes a listed directory's digest as the plugin
+    does: unchanged while no file comes or goes (a file's content is its own
+    input), changed once one does."""
+    tc.write({"pytest.ini": "[pytest]\n",
+              "data/a.json": '{"value": 1}\n',
+              "test_it.py": module_text('''\
+                  import os
+                  ---
+                  assert sorted(os.listdir("data")) == ["a.json"]
+                  ''')})
+    assert tc.run().ran == {NODE}
+    cp = tc.daemon.cli("explain", "--test", NODE, check=False)
+    assert "data" not in cp.stdout, cp.stdout
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    tc.write({"data/b.json": "{}\n"})
+    cp = tc.daemon.cli("explain", "--test", NODE, check=False)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert re.search(r"^changed( \(\w+\))?: data$", cp.stdout, re.M), cp.stdout
